@@ -1,0 +1,16 @@
+"""Command-line interface: thin commands over the library functions.
+
+Each module registers its commands on :data:`app`; heavy libraries are imported
+inside the command bodies so that ``--help`` answers instantly.
+"""
+
+from __future__ import annotations
+
+from mer_ensemble.cli._app import app
+from mer_ensemble.cli import data as _data  # noqa: F401,E402
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()
