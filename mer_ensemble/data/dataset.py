@@ -104,7 +104,9 @@ class Dataset:
     ``names`` ``(n,)`` str; ``split`` ``(n,)`` str in :data:`SPLITS`; ``labels[target]``
     ``(n,)`` int64 (``-1`` unknown); ``features[name]`` a :class:`FeatureBlock`;
     ``modalities[modality]`` the feature names of that modality; ``groups`` ``(n,)``
-    str or None; ``fingerprint`` a hash of names, splits, labels and feature content.
+    str or None; ``fingerprint`` a hash of names, splits, labels and feature content;
+    ``candidates`` ``(n,)`` bool or None: rows on an optional candidate name list
+    (MER2024's list of names the test set hides among).
     """
 
     names: np.ndarray
@@ -117,6 +119,7 @@ class Dataset:
     fingerprint: str = ""
     root: str = ""
     train_splits: tuple[str, ...] = ("train", "dev")
+    candidates: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:

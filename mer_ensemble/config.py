@@ -1,0 +1,289 @@
+"""Typed experiment config read from YAML, with dotted ``--set`` overrides.
+
+The key names are a contract other tools rely on: ``task``, ``data.layout``,
+``data.root``, ``data.features``, ``data.targets``, ``data.group_by``,
+``cv.folds``, ``cv.seeds``, ``models``, ``workdir``. Relative paths in
+``data.*`` and ``truth.*`` are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mer_ensemble.errors import ConfigError
+
+__all__ = [
+    "BlendConfig",
+    "Config",
+    "CVConfig",
+    "DataConfig",
+    "ModelSpec",
+    "PseudoConfig",
+    "ScoringConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_config",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where the data lives and how it is laid out."""
+
+    layout: Literal["mer2024", "meiju", "generic"]
+    root: str
+    features: dict[str, list[str]] = Field(
+        description="modality -> feature folder names, e.g. {audio: [whisper-tiny-UTT], text: [minilm-UTT]}"
+    )
+    targets: list[str] | None = None
+    group_by: str | None = None
+    classes: dict[str, list[str]] = Field(default_factory=dict)
+    feature_root: str | None = None
+    label_file: str | None = None
+    test_file: str | None = None
+    pool_file: str | None = None
+    candidate_file: str | None = None
+    train_splits: list[Literal["train", "dev"]] = Field(default_factory=lambda: ["train", "dev"])
+    max_frames: int = Field(64, ge=1)
+    cache: bool = True
+
+    @field_validator("features")
+    @classmethod
+    def _features_not_empty(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not value or not any(value.values()):
+            raise ValueError("needs at least one modality with one feature folder")
+        seen: dict[str, str] = {}
+        for modality, names in value.items():
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"feature {name!r} listed twice (under {seen[name]} and {modality})")
+                seen[name] = modality
+        return value
+
+
+class ScoringConfig(_Strict):
+    """Metric overrides; by default the task preset decides."""
+
+    metric: str | dict[str, str] | None = None
+    combine: Literal["joint", "mean"] | None = None
+
+
+class CVConfig(_Strict):
+    """Fixed folds (data) and model seeds."""
+
+    folds: int = Field(5, ge=2)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    fold_seed: int = 0
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value: Any) -> Any:
+        if isinstance(value, int):
+            return list(range(value))
+        return value
+
+
+class ModelSpec(_Strict):
+    """One entry of ``models:``: a registry family, its run id, inputs and parameters."""
+
+    name: str
+    id: str | None = None
+    features: list[str] | None = None
+    targets: list[str] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    seeds: list[int] | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.id or self.name
+
+
+class TrainConfig(_Strict):
+    """How jobs run."""
+
+    jobs: int = Field(1, ge=1)
+    threads: int | None = Field(None, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    backend: Literal["local", "dask"] = "local"
+    scheduler: str | None = None
+
+
+class BlendConfig(_Strict):
+    """Blending choices (see ``mer-ensemble blend``)."""
+
+    methods: list[str] = Field(default_factory=lambda: ["best", "mean", "vote", "greedy", "optuna", "stacking"])
+    choose: str = "auto"
+    runs: list[str] | dict[str, list[str]] | None = None
+    greedy_steps: int = Field(25, ge=1)
+    optuna_trials: int = Field(200, ge=1)
+    optuna_storage: str | None = None
+    stacking_meta: Literal["logreg", "xgboost"] = "logreg"
+    class_bias: bool = False
+    seed: int = 0
+
+
+class PseudoConfig(_Strict):
+    """Pseudo-labelling rounds (see ``mer-ensemble pseudo-label``)."""
+
+    rounds: int = Field(2, ge=1)
+    threshold: float = Field(0.9, ge=0.0, le=1.0)
+    min_agree: int | None = Field(None, ge=1)
+    max_per_class: float | None = Field(None, gt=0)
+    runs: list[str] | None = None
+    retrain: list[str] | None = None
+    use_candidates: bool = True
+    use_test: bool = False
+    patience: int = Field(1, ge=1)
+
+
+class Config(_Strict):
+    """A whole experiment."""
+
+    task: str
+    data: DataConfig
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    cv: CVConfig = Field(default_factory=CVConfig)
+    models: list[ModelSpec] = Field(default_factory=list)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    blend: BlendConfig = Field(default_factory=BlendConfig)
+    pseudo: PseudoConfig = Field(default_factory=PseudoConfig)
+    truth: dict[str, str] = Field(default_factory=dict, description="split -> truth CSV, for scoring only")
+    workdir: str | None = None
+
+    # set by load_config, not by the YAML
+    source: str | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_run_ids(self) -> Config:
+        seen: set[str] = set()
+        for spec in self.models:
+            if spec.run_id in seen:
+                raise ValueError(f"models: duplicate run id {spec.run_id!r}; give each entry a unique id")
+            seen.add(spec.run_id)
+        return self
+
+    @property
+    def stem(self) -> str:
+        return Path(self.source).stem if self.source else "config"
+
+    def resolve_path(self, value: str) -> Path:
+        """Resolve a data path relative to the config file's folder."""
+        path = Path(value).expanduser()
+        if not path.is_absolute() and self.source:
+            path = Path(self.source).resolve().parent / path
+        return path
+
+    def feature_modalities(self) -> dict[str, str]:
+        """Feature name -> modality."""
+        return {f: m for m, names in self.data.features.items() for f in names}
+
+    def default_workdir(self) -> Path:
+        return Path(self.workdir) if self.workdir else Path("runs") / self.stem
+
+
+_LIST_INDEX = re.compile(r"^\d+$")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` overrides (values parsed as YAML) to a raw config dict.
+
+    A numeric path part indexes a list (``models.0.params.hidden=256``).
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected dotted.key=value")
+        key, _, text = item.partition("=")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: value {text!r} is not valid YAML ({exc.__class__.__name__})") from None
+        parts = key.strip().split(".")
+        node: Any = raw
+        for depth, part in enumerate(parts[:-1]):
+            if isinstance(node, list) and _LIST_INDEX.match(part):
+                idx = int(part)
+                if idx >= len(node):
+                    raise ConfigError(f"--set {key}: index {idx} out of range (list has {len(node)} items)")
+                node = node[idx]
+            elif isinstance(node, dict):
+                node = node.setdefault(part, {})
+                if not isinstance(node, (dict, list)):
+                    where = ".".join(parts[: depth + 1])
+                    raise ConfigError(f"--set {key}: {where} holds a value, not a section")
+            else:
+                raise ConfigError(f"--set {key}: cannot descend into {'.'.join(parts[:depth])}")
+        last = parts[-1]
+        if isinstance(node, list) and _LIST_INDEX.match(last):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return raw
+
+
+def _format_error(err: dict[str, Any], source: str) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key {loc!r}{_allowed_hint(err)}"
+    if kind == "missing":
+        return f"{source}: missing required key {loc!r}"
+    msg = err.get("msg", "invalid value")
+    return f"{source}: {loc}: {msg} (got {err.get('input')!r})"
+
+
+def _allowed_hint(err: dict[str, Any]) -> str:
+    loc = [p for p in err.get("loc", ()) if not isinstance(p, int)]
+    model: Any = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        if field is None:
+            return ""
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        candidates = [ann, *(inner or ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return ""
+    keys = [k for k in model.model_fields if k != "source"]
+    return f"; allowed: {', '.join(keys)}"
+
+
+def parse_config(raw: dict[str, Any], source: str = "config") -> Config:
+    """Validate a raw dict into a :class:`Config` (errors name the key and what is allowed)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(_format_error(first, source) + suffix) from None
+    cfg.source = source
+    from mer_ensemble.tasks import PRESETS
+
+    if cfg.task not in PRESETS:
+        raise ConfigError(f"{source}: task: unknown task {cfg.task!r}; expected one of {', '.join(sorted(PRESETS))}")
+    return cfg
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read a YAML config, apply ``--set`` overrides and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    raw = apply_overrides(raw, overrides)
+    return parse_config(raw, str(path))

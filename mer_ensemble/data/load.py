@@ -1,0 +1,135 @@
+"""Build a :class:`~mer_ensemble.data.dataset.Dataset` from a config."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mer_ensemble.config import Config
+from mer_ensemble.data.dataset import Dataset, FeatureBlock
+from mer_ensemble.data.features import load_feature
+from mer_ensemble.data.layouts import read_layout
+from mer_ensemble.errors import DataError
+from mer_ensemble.tasks import PRESETS, resolve_task
+
+__all__ = ["load_dataset", "load_table", "config_targets"]
+
+_LAYOUT_DEFAULT_TARGETS = {"mer2024": ["discrete"], "meiju": ["emotion", "intent"]}
+
+
+def config_targets(cfg: Config) -> list[str]:
+    """The label columns a config reads: the preset's, else ``data.targets``, else the layout's default."""
+    preset = PRESETS[cfg.task]
+    if preset.targets is not None:
+        return [t[0] for t in preset.targets]
+    if cfg.data.targets:
+        return list(cfg.data.targets)
+    if cfg.data.layout in _LAYOUT_DEFAULT_TARGETS:
+        return list(_LAYOUT_DEFAULT_TARGETS[cfg.data.layout])
+    raise DataError("data.targets: the generic layout needs a list of label columns, e.g. [emotion, sentiment]")
+
+
+def load_table(cfg: Config) -> pd.DataFrame:
+    """Read the label layout into one table (name, split, targets, [group])."""
+    root = cfg.resolve_path(cfg.data.root)
+    return read_layout(
+        cfg.data.layout,
+        root,
+        targets=config_targets(cfg),
+        label_file=cfg.data.label_file,
+        test_file=cfg.data.test_file,
+        pool_file=cfg.data.pool_file,
+        group_by=cfg.data.group_by,
+    )
+
+
+def _encode(table: pd.DataFrame, target: str, classes: tuple[str, ...], root: Path) -> np.ndarray:
+    lookup = {c: i for i, c in enumerate(classes)}
+    lower = {c.lower(): i for i, c in enumerate(classes)}
+    out = np.full(len(table), -1, dtype=np.int64)
+    for i, value in enumerate(table[target].to_numpy()):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        idx = lookup.get(value, lower.get(str(value).lower()))
+        if idx is None:
+            name, split = table["name"].iat[i], table["split"].iat[i]
+            raise DataError(
+                f"{root}: name {name!r} ({split}) has {target}={value!r}, not a class of this task; "
+                f"expected one of {list(classes)}"
+            )
+        out[i] = idx
+    return out
+
+
+def load_dataset(cfg: Config, workdir: Path | None = None, *, use_cache: bool = True) -> Dataset:
+    """Read labels and every configured feature; validate; fingerprint.
+
+    Features are cached under ``workdir/cache`` (memory-mapped on later loads)
+    when ``data.cache`` is on and a workdir is given.
+    """
+    root = cfg.resolve_path(cfg.data.root)
+    table = load_table(cfg)
+    targets = config_targets(cfg)
+    labelled = table[table["split"].isin(["train", "dev"])]
+    observed = {t: sorted({v for v in labelled[t] if v is not None}) for t in targets}
+    for t in targets:
+        if not observed[t] and t not in cfg.data.classes:
+            raise DataError(f"{root}: target {t!r} has no known label in the train/dev rows")
+    task = resolve_task(
+        cfg.task,
+        targets=targets if PRESETS[cfg.task].targets is None else None,
+        classes=cfg.data.classes,
+        observed=observed,
+        metric=cfg.scoring.metric,
+        combine=cfg.scoring.combine,
+    )
+    labels = {t.name: _encode(table, t.name, t.classes, root) for t in task.targets}
+    names = table["name"].to_numpy(dtype=object)
+    feature_root = cfg.resolve_path(cfg.data.feature_root) if cfg.data.feature_root else root / "features"
+    cache_dir = (workdir / "cache") if (workdir is not None and cfg.data.cache and use_cache) else None
+    features: dict[str, FeatureBlock] = {}
+    digests = []
+    for modality, feature_names in cfg.data.features.items():
+        for feature in feature_names:
+            block, digest = load_feature(
+                feature_root / feature, names, feature=feature, modality=modality, cache_dir=cache_dir
+            )
+            features[feature] = block
+            digests.append(f"{feature}:{digest}")
+    groups = table["group"].to_numpy(dtype=object) if "group" in table.columns else None
+    candidates = None
+    if cfg.data.candidate_file:
+        cand_path = root / cfg.data.candidate_file
+        from mer_ensemble.data.layouts import _name_list
+
+        cand = set(_name_list(cand_path, "candidate list")["name"])
+        candidates = np.array([n in cand for n in names])
+    fingerprint = _fingerprint(names, table["split"].to_numpy(), labels, digests, task.to_dict())
+    return Dataset(
+        names=names,
+        split=table["split"].to_numpy(dtype=object),
+        labels=labels,
+        features=features,
+        modalities={m: list(f) for m, f in cfg.data.features.items()},
+        task=task,
+        groups=groups,
+        fingerprint=fingerprint,
+        root=str(root),
+        train_splits=tuple(cfg.data.train_splits),
+        candidates=candidates,
+    )
+
+
+def _fingerprint(names, split, labels, digests, task) -> str:  # noqa: ANN001
+    h = hashlib.sha1()
+    h.update("\n".join(map(str, names)).encode())
+    h.update("\n".join(map(str, split)).encode())
+    for t in sorted(labels):
+        h.update(t.encode())
+        h.update(labels[t].tobytes())
+    h.update("\n".join(sorted(digests)).encode())
+    h.update(repr(task).encode())
+    return h.hexdigest()[:16]
