@@ -179,7 +179,7 @@ class Config(_Strict):
         """Resolve a data path relative to the config file's folder."""
         path = Path(value).expanduser()
         if not path.is_absolute() and self.source:
-            path = Path(self.source).resolve().parent / path
+            path = (Path(self.source).resolve().parent / path).resolve()
         return path
 
     def feature_modalities(self) -> dict[str, str]:

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from mer_ensemble.cli._app import app
 from mer_ensemble.cli import data as _data  # noqa: F401,E402
+from mer_ensemble.cli import demo as _demo  # noqa: F401,E402
+from mer_ensemble.cli import train as _train  # noqa: F401,E402
+from mer_ensemble.cli import blend as _blend  # noqa: F401,E402
+from mer_ensemble.cli import pseudo as _pseudo  # noqa: F401,E402
+from mer_ensemble.cli import extract as _extract  # noqa: F401,E402
 
 __all__ = ["app", "main"]
 

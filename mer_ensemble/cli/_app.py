@@ -40,3 +40,21 @@ def friendly_errors(func: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from mer_ensemble import __version__
+
+        typer.echo(f"mer-ensemble {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Train, blend, pseudo-label and submit for multimodal emotion/intent competitions.
+
+    Errors are printed as one line; set MER_DEBUG=1 for the traceback.
+    """

@@ -2,4 +2,31 @@
 
 from __future__ import annotations
 
-from mer_ensemble.cli._app import app  # noqa: F401
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mer_ensemble.cli._app import app, friendly_errors
+from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load
+
+
+@app.command("check")
+@friendly_errors
+def check_cli(
+    config: Path = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
+    workdir: Optional[Path] = WorkdirOpt,
+) -> None:
+    """Validate the config and the data; print a summary, write the folds."""
+    from mer_ensemble.data import load_dataset, load_or_make_folds
+    from mer_ensemble.data.summary import dataset_problems, summarise
+
+    cfg, wd = load(config, set_, workdir)
+    ds = load_dataset(cfg, wd)
+    folds = load_or_make_folds(ds, wd, cfg.cv.folds, cfg.cv.fold_seed)
+    typer.echo(summarise(ds, folds))
+    problems = dataset_problems(ds, folds)
+    for p in problems:
+        typer.echo(f"warning: {p}")
+    typer.echo(f"ok: config {config} and data are valid ({len(problems)} warning(s)); workdir {wd}")

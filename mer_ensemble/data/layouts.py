@@ -37,8 +37,10 @@ def _read_csv(path: Path, required: Sequence[str], what: str) -> pd.DataFrame:
 
 
 def _blank_to_none(series: pd.Series) -> pd.Series:
-    s = series.astype(str).str.strip()
-    return s.where(s != "", None)
+    """Strip label strings; blank (or NaN) becomes None, in an object column."""
+    values = [None if (v is None or (isinstance(v, float) and v != v) or str(v).strip() == "") else str(v).strip()
+              for v in series.tolist()]
+    return pd.Series(values, index=series.index, dtype=object)
 
 
 def _name_list(path: Path, what: str) -> pd.DataFrame:

@@ -51,7 +51,7 @@ def _encode(table: pd.DataFrame, target: str, classes: tuple[str, ...], root: Pa
     lower = {c.lower(): i for i, c in enumerate(classes)}
     out = np.full(len(table), -1, dtype=np.int64)
     for i, value in enumerate(table[target].to_numpy()):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        if not isinstance(value, str):
             continue
         idx = lookup.get(value, lower.get(str(value).lower()))
         if idx is None:
@@ -74,7 +74,7 @@ def load_dataset(cfg: Config, workdir: Path | None = None, *, use_cache: bool = 
     table = load_table(cfg)
     targets = config_targets(cfg)
     labelled = table[table["split"].isin(["train", "dev"])]
-    observed = {t: sorted({v for v in labelled[t] if v is not None}) for t in targets}
+    observed = {t: sorted({v for v in labelled[t] if isinstance(v, str)}) for t in targets}
     for t in targets:
         if not observed[t] and t not in cfg.data.classes:
             raise DataError(f"{root}: target {t!r} has no known label in the train/dev rows")

@@ -1,0 +1,25 @@
+"""Options every command shares: ``-c/--config``, ``--set key=value`` and ``--workdir``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from mer_ensemble.config import Config
+
+ConfigOpt = typer.Option(..., "-c", "--config", help="Experiment config (YAML).", exists=False)
+SetOpt = typer.Option(
+    None, "--set", help="Override a config key, e.g. --set cv.folds=10 (repeatable; value parsed as YAML)."
+)
+WorkdirOpt = typer.Option(None, "--workdir", help="Where runs, folds and cache live [default: runs/<config stem>].")
+
+
+def load(config: Path, overrides: Optional[list[str]], workdir: Optional[Path]) -> tuple[Config, Path]:
+    """Read the config with overrides and pick the workdir (option > config > runs/<stem>)."""
+    from mer_ensemble.config import load_config
+
+    cfg = load_config(config, overrides or [])
+    return cfg, Path(workdir) if workdir else cfg.default_workdir()

@@ -1,0 +1,65 @@
+"""Training commands: ``train-all``, ``leaderboard``, ``models``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mer_ensemble.cli._app import app, friendly_errors
+from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load
+
+
+@app.command("train-all")
+@friendly_errors
+def train_all_cli(
+    config: Path = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
+    workdir: Optional[Path] = WorkdirOpt,
+    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated run ids to train (default: all)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Parallel jobs [default: train.jobs]."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="local (joblib) or dask."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (with --backend dask)."),
+) -> None:
+    """Train every model of the config across folds and seeds; store OOF, test and pool predictions."""
+    from mer_ensemble.report.leaderboard import render_leaderboard
+    from mer_ensemble.training.runner import train_all
+
+    extra = list(set_ or [])
+    if backend:
+        extra.append(f"train.backend={backend}")
+    if scheduler:
+        extra.append(f"train.scheduler={scheduler}")
+    cfg, wd = load(config, extra, workdir)
+    run_ids = models.split(",") if models else None
+    records = train_all(cfg, wd, run_ids=run_ids, n_jobs=jobs)
+    typer.echo(render_leaderboard(records))
+    typer.echo(f"stored {len(records)} run(s) in {wd / 'store'}")
+
+
+@app.command("leaderboard")
+@friendly_errors
+def leaderboard_cli(
+    workdir: Path = typer.Option(..., "--workdir", help="The workdir of a train-all."),
+) -> None:
+    """Print the leaderboard of the runs stored in a workdir."""
+    from mer_ensemble.errors import StoreError
+    from mer_ensemble.report.leaderboard import render_leaderboard
+    from mer_ensemble.store import load_runs
+
+    records = load_runs(workdir)
+    if not records:
+        raise StoreError(f"no stored runs in {workdir / 'store'}; run mer-ensemble train-all first")
+    typer.echo(render_leaderboard(records))
+
+
+@app.command("models")
+@friendly_errors
+def models_cli() -> None:
+    """List the registered model families and their default parameters."""
+    from mer_ensemble.models import list_models, model_defaults
+
+    for name in list_models():
+        params = ", ".join(f"{k}={v!r}" for k, v in model_defaults(name).items())
+        typer.echo(f"{name}: {params}")

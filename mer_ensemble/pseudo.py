@@ -1,0 +1,332 @@
+"""Pseudo-labelling rounds from model agreement, without leaking validation rows.
+
+Scheme (per target, per fold ``k``): the runs' fold-``k`` models — trained on every
+fold but ``k`` — predict the unlabelled pool. A pool row gets a pseudo-label for
+fold ``k`` when at least ``min_agree`` runs predict the same class and the mean
+probability of that class is at least ``threshold``; class-balanced caps keep the
+most confident rows per class. These rows join the *training* part of fold ``k``
+only. So fold ``k``'s validation rows never influence the labels its model trains
+on, and the CV score (computed on original labels only) stays honest. Test
+predictions are the mean over fold models, as in plain training.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mer_ensemble.config import Config
+from mer_ensemble.data.dataset import Dataset
+from mer_ensemble.errors import ConfigError, DataError
+from mer_ensemble.io import atomic_save_npz, atomic_write_json
+from mer_ensemble.store import RunRecord
+
+__all__ = ["Selection", "class_caps", "make_pseudo_file", "run_pseudo_rounds", "select_agreed"]
+
+
+@dataclass
+class Selection:
+    """Pseudo-labels of one target for one candidate set.
+
+    ``labels`` ``(n,)`` class index or -1 (not taken); ``agree_rate`` the share of
+    candidate rows on which the required number of runs agreed.
+    """
+
+    labels: np.ndarray
+    confidence: np.ndarray
+    agree_rate: float
+
+
+def class_caps(max_per_class: float | None, labelled_counts: np.ndarray) -> np.ndarray | None:
+    """Per-class cap on rows added per round: ``< 1`` is relative to the labelled count, else absolute."""
+    if max_per_class is None:
+        return None
+    if max_per_class < 1:
+        return np.floor(labelled_counts * max_per_class).astype(np.int64)
+    return np.full(len(labelled_counts), int(max_per_class), dtype=np.int64)
+
+
+def select_agreed(
+    probas: Sequence[np.ndarray],
+    *,
+    threshold: float = 0.9,
+    min_agree: int | None = None,
+    caps: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
+) -> Selection:
+    """Select rows on which the runs agree.
+
+    ``probas``: ``R`` arrays ``(n, C)``. A row is taken when at least ``min_agree``
+    runs (default: all) predict the row's majority class and the mean probability of
+    that class is ``>= threshold``; ``allowed`` ``(n,)`` bool restricts the rows;
+    ``caps`` ``(C,)`` keeps only the most confident rows of each class.
+    """
+    stacked = np.stack([np.asarray(p, dtype=np.float64) for p in probas])
+    n_runs, n_rows, n_classes = stacked.shape
+    need = n_runs if min_agree is None else min_agree
+    if need > n_runs:
+        raise ConfigError(f"pseudo.min_agree: {need} runs must agree but only {n_runs} run(s) are selected")
+    votes = stacked.argmax(axis=2)  # (R, n)
+    counts = np.stack([(votes == c).sum(axis=0) for c in range(n_classes)], axis=1)  # (n, C)
+    mean = stacked.mean(axis=0)
+    majority = np.where(counts.max(1, keepdims=True) == counts, mean, -1).argmax(1)
+    agree = counts[np.arange(n_rows), majority] >= need
+    confidence = mean[np.arange(n_rows), majority]
+    take = agree & (confidence >= threshold)
+    if allowed is not None:
+        take &= allowed
+        agree_rate = float(agree[allowed].mean()) if allowed.any() else 0.0
+    else:
+        agree_rate = float(agree.mean()) if n_rows else 0.0
+    labels = np.where(take, majority, -1)
+    if caps is not None:
+        for c in range(n_classes):
+            rows = np.flatnonzero(labels == c)
+            if len(rows) > caps[c]:
+                keep = rows[np.argsort(-confidence[rows], kind="stable")[: caps[c]]]
+                drop = np.setdiff1d(rows, keep)
+                labels[drop] = -1
+    return Selection(labels=labels, confidence=confidence, agree_rate=agree_rate)
+
+
+@dataclass
+class RoundStats:
+    """What one round added and how it scored."""
+
+    round: int
+    added: dict[str, dict[str, float]] = field(default_factory=dict)
+    agree_rate: dict[str, float] = field(default_factory=dict)
+    precision: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    cv_score: float = 0.0
+    cv_per_target: dict[str, float] = field(default_factory=dict)
+    runs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _candidate_rows(cfg: Config, ds: Dataset, records: list[RunRecord]) -> tuple[np.ndarray, str]:
+    """Dataset rows that may receive pseudo-labels, and whether test rows are used."""
+    rows = records[0].pool_rows
+    if cfg.pseudo.use_test:
+        rows = np.concatenate([rows, records[0].test_rows])
+    return rows, "pool+test" if cfg.pseudo.use_test else "pool"
+
+
+def _fold_probas(record: RunRecord, target: str, k: int, use_test: bool) -> np.ndarray:
+    parts = [record.pool_by_fold[target][k]]
+    if use_test:
+        parts.append(record.extra[f"test_by_fold/{target}"][k])
+    return np.concatenate(parts)
+
+
+def make_pseudo_file(
+    cfg: Config, ds: Dataset, records: list[RunRecord], path: Path, *, per_fold: bool = True
+) -> tuple[Path, dict]:
+    """Select pseudo-labels per fold and target from ``records``; write them to ``path`` (npz).
+
+    The file holds ``rows_<k>`` (dataset rows added to fold ``k``'s training part)
+    and ``label_<k>/<target>`` (class index, -1 where that target got no label).
+    ``per_fold=False`` uses the fold-mean pool predictions for every fold — this
+    leaks validation labels into training and exists only to demonstrate the leak.
+    """
+    p = cfg.pseudo
+    rows, _ = _candidate_rows(cfg, ds, records)
+    if len(rows) == 0:
+        raise DataError("pseudo-labelling needs an unlabelled pool; the data has none (add a pool list)")
+    allowed = np.ones(len(rows), dtype=bool)
+    if p.use_candidates and ds.candidates is not None:
+        allowed = ds.candidates[rows].astype(bool)
+    n_folds = int(records[0].manifest["n_folds"])
+    arrays: dict[str, np.ndarray] = {}
+    info: dict = {"added": {}, "agree_rate": {}, "labels_by_fold": {}}
+    chosen_labels: dict[str, list[np.ndarray]] = {t: [] for t in ds.task.target_names}
+    for k in range(n_folds):
+        keep = np.zeros(len(rows), dtype=bool)
+        labels_k = {}
+        for target in ds.task.target_names:
+            runs = [r for r in records if target in r.targets]
+            if not runs:
+                labels_k[target] = np.full(len(rows), -1)
+                continue
+            counts = np.bincount(ds.labels[target][ds.labelled_rows][ds.labels[target][ds.labelled_rows] >= 0],
+                                 minlength=ds.task.target(target).n_classes)
+            if per_fold:
+                probas = [_fold_probas(r, target, k, p.use_test) for r in runs]
+            else:
+                probas = [np.concatenate([r.pool[target]] + ([r.test[target]] if p.use_test else [])) for r in runs]
+            sel = select_agreed(probas, threshold=p.threshold, min_agree=p.min_agree,
+                                caps=class_caps(p.max_per_class, counts), allowed=allowed)
+            labels_k[target] = sel.labels
+            keep |= sel.labels >= 0
+            info["agree_rate"].setdefault(target, []).append(sel.agree_rate)
+            chosen_labels[target].append(sel.labels)
+        arrays[f"rows_{k}"] = rows[keep]
+        for target, labels in labels_k.items():
+            arrays[f"label_{k}/{target}"] = labels[keep].astype(np.int64)
+    atomic_save_npz(path, **arrays)
+    for target in ds.task.target_names:
+        if not chosen_labels[target]:
+            continue
+        classes = ds.task.target(target).classes
+        stacked = np.stack(chosen_labels[target])  # (K, n_rows)
+        info["added"][target] = {c: float((stacked == i).sum(1).mean()) for i, c in enumerate(classes)}
+        info["agree_rate"][target] = float(np.mean(info["agree_rate"][target]))
+        info["labels_by_fold"][target] = stacked
+    info["rows"] = rows
+    return path, info
+
+
+def _precision(truth: dict[str, dict[str, str]], ds: Dataset, rows: np.ndarray, stacked: np.ndarray,
+               target: str) -> dict[str, float | None]:
+    """Per-class precision of pseudo-labels over all folds' selections (rows with a known truth only)."""
+    if target not in truth:
+        return {}
+    classes = ds.task.target(target).classes
+    lookup = truth[target]
+    true = np.array([classes.index(lookup[n]) if lookup.get(n) in classes else -1 for n in ds.names[rows]])
+    out: dict[str, float | None] = {}
+    hits = total = 0
+    for i, c in enumerate(classes):
+        mask = (stacked == i) & (true[None, :] >= 0)
+        n = int(mask.sum())
+        correct = int((mask & (true[None, :] == i)).sum())
+        out[c] = correct / n if n else None
+        hits += correct
+        total += n
+    out["all"] = hits / total if total else None
+    return out
+
+
+def _read_truth(cfg: Config, ds: Dataset) -> dict[str, dict[str, str]]:
+    """Truth labels of pool rows (scoring only), from ``truth.unlabeled`` when the config names it."""
+    import pandas as pd
+
+    path = cfg.truth.get("unlabeled") or cfg.truth.get("pool")
+    if not path:
+        return {}
+    frame = pd.read_csv(cfg.resolve_path(path), dtype=str, keep_default_na=False)
+    name_col = next((c for c in ("name", "filename", "FileName") if c in frame.columns), None)
+    if name_col is None:
+        raise DataError(f"{path}: truth file needs a name column")
+    return {t: dict(zip(frame[name_col], frame[t])) for t in ds.task.target_names if t in frame.columns}
+
+
+def _cv_of_runs(ds: Dataset, records: list[RunRecord]) -> tuple[float, dict[str, float]]:
+    """Honest CV score of the soft-vote of ``records``: OOF rows, original labels only."""
+    per_target = {}
+    for target in ds.task.target_names:
+        runs = [r for r in records if target in r.targets]
+        if not runs:
+            continue
+        proba = np.mean([r.oof[target] for r in runs], axis=0)
+        y = ds.labels[target][runs[0].rows]
+        per_target[target] = ds.task.target(target).score(y, proba.argmax(1))
+    return ds.task.combined(per_target) if len(per_target) == len(ds.task.targets) else 0.0, per_target
+
+
+def run_pseudo_rounds(cfg: Config, ds: Dataset, workdir: Path, *, rounds: int | None = None,
+                      per_fold: bool = True, progress: bool = True, echo=print) -> list[RoundStats]:  # noqa: ANN001
+    """Round 0 = the stored base runs (trained if missing); each round re-selects and retrains."""
+    import time
+
+    from mer_ensemble.store import list_run_keys, load_run
+    from mer_ensemble.training.runner import select_specs, train_all
+
+    p = cfg.pseudo
+    rounds = rounds or p.rounds
+    source_ids = p.runs or [m.run_id for m in cfg.models]
+    retrain_ids = p.retrain or source_ids
+    select_specs(cfg, source_ids)
+    select_specs(cfg, retrain_ids)
+    stored = set(list_run_keys(workdir))
+    missing = [r for r in source_ids if r not in stored]
+    if missing:
+        echo(f"round 0: training base runs {', '.join(missing)}")
+        train_all(cfg, workdir, run_ids=missing, dataset=ds, progress=progress)
+    records = [load_run(workdir, r) for r in source_ids]
+    truth = _read_truth(cfg, ds)
+    score, per_target = _cv_of_runs(ds, records)
+    history = [RoundStats(round=0, cv_score=score, cv_per_target=per_target, runs=[r.key for r in records])]
+    echo(f"round 0: CV {score:.4f} (soft vote of {len(records)} runs' OOF, original labels)")
+    best, since_best = score, 0
+    folder = workdir / "pseudo"
+    for r in range(1, rounds + 1):
+        start = time.perf_counter()
+        path, info = make_pseudo_file(cfg, ds, records, folder / f"round{r}.npz", per_fold=per_fold)
+        stats = RoundStats(round=r, added=info["added"], agree_rate=info["agree_rate"])
+        for target, stacked in info["labels_by_fold"].items():
+            stats.precision[target] = _precision(truth, ds, info["rows"], stacked, target)
+        new = train_all(cfg, workdir, run_ids=retrain_ids, dataset=ds, round_=r, pseudo_file=str(path),
+                        key_suffix=f"@r{r}", progress=progress)
+        retrained = {rec.manifest["run_id"]: rec for rec in new}
+        records = [retrained.get(rec.manifest["run_id"], rec) for rec in records]
+        stats.cv_score, stats.cv_per_target = _cv_of_runs(ds, records)
+        stats.runs = [rec.key for rec in records]
+        stats.seconds = time.perf_counter() - start
+        history.append(stats)
+        echo(_round_line(stats))
+        if stats.cv_score > best + 1e-9:
+            best, since_best = stats.cv_score, 0
+        else:
+            since_best += 1
+            if since_best >= p.patience:
+                echo(f"stopping: CV has not improved for {since_best} round(s)")
+                break
+    save_history(workdir, history)
+    return history
+
+
+def _round_line(s: RoundStats) -> str:
+    added = "; ".join(f"{t}: " + ", ".join(f"{c} {v:.0f}" for c, v in a.items()) for t, a in s.added.items())
+    agree = ", ".join(f"{t} {v:.2f}" for t, v in s.agree_rate.items())
+    prec = ", ".join(f"{t} {p['all']:.3f}" for t, p in s.precision.items() if p.get("all") is not None)
+    return (f"round {s.round}: CV {s.cv_score:.4f} • added per fold ({added}) • agreement {agree}"
+            + (f" • precision {prec}" if prec else "") + f" • {s.seconds:.0f}s")
+
+
+def save_history(workdir: Path, history: list[RoundStats]) -> Path:
+    """Write ``pseudo/history.json`` and the round curves ``pseudo/rounds.png``."""
+    folder = workdir / "pseudo"
+    data = [s.__dict__ for s in history]
+    atomic_write_json(folder / "history.json", data)
+    plot_rounds(history, folder / "rounds.png")
+    return folder / "history.json"
+
+
+def plot_rounds(history: list[RoundStats], path: Path) -> Path:
+    """Score, rows added and pseudo-label precision against round, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = [s.round for s in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(rounds, [s.cv_score for s in history], marker="o", label="combined")
+    targets = sorted({t for s in history for t in s.cv_per_target})
+    for t in targets:
+        axes[0].plot(rounds, [s.cv_per_target.get(t, np.nan) for s in history], marker=".", ls="--", label=t)
+    axes[0].set(title="CV score (OOF, original labels)", xlabel="round")
+    axes[0].legend(fontsize=8)
+    for t in targets:
+        axes[1].plot(rounds, [sum(s.added.get(t, {}).values()) for s in history], marker="o", label=t)
+        axes[2].plot(rounds, [(s.precision.get(t) or {}).get("all") or np.nan for s in history], marker="o", label=t)
+    axes[1].set(title="pseudo-labelled rows per fold", xlabel="round")
+    axes[2].set(title="pseudo-label precision (truth file)", xlabel="round", ylim=(0, 1.02))
+    for ax in axes[1:]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def history_json(workdir: Path) -> list[dict]:
+    path = workdir / "pseudo" / "history.json"
+    return json.loads(path.read_text()) if path.is_file() else []

@@ -1,0 +1,204 @@
+"""One job = one model × fold × seed: fit on the fold's training rows, predict the rest.
+
+A job is a plain, picklable :class:`JobSpec`; :func:`run_job` can run in this
+process, a joblib worker or a Dask worker, reading the dataset from the
+workdir's feature cache and writing its result atomically to ``spec.out``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mer_ensemble.config import Config, ModelSpec, parse_config
+from mer_ensemble.data.dataset import Dataset
+from mer_ensemble.errors import ConfigError
+from mer_ensemble.io import atomic_save_npz
+
+__all__ = ["JobSpec", "build_inputs", "resolve_features", "resolve_targets", "run_job", "spec_hash"]
+
+PREDICT_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a worker needs to run one job."""
+
+    config: dict[str, Any]
+    config_source: str
+    workdir: str
+    run_key: str
+    model: dict[str, Any]
+    features: tuple[str, ...]
+    targets: tuple[str, ...]
+    fold: int
+    seed: int
+    out: str
+    threads: int = 1
+    pseudo_file: str | None = None
+    device: str = "auto"
+
+
+def resolve_features(spec: ModelSpec, cfg: Config) -> list[str]:
+    """Feature names of a run: ``features`` may name modalities, features or both (default: all)."""
+    modalities = cfg.data.features
+    all_features = [f for names in modalities.values() for f in names]
+    if not spec.features:
+        return all_features
+    out: list[str] = []
+    for item in spec.features:
+        if item in modalities:
+            out.extend(f for f in modalities[item] if f not in out)
+        elif item in all_features:
+            if item not in out:
+                out.append(item)
+        else:
+            raise ConfigError(
+                f"models[{spec.run_id}].features: {item!r} is neither a modality ({', '.join(modalities)}) "
+                f"nor a feature ({', '.join(all_features)})"
+            )
+    return out
+
+
+def resolve_targets(spec: ModelSpec, task_targets: list[str]) -> list[str]:
+    if not spec.targets:
+        return list(task_targets)
+    bad = [t for t in spec.targets if t not in task_targets]
+    if bad:
+        raise ConfigError(f"models[{spec.run_id}].targets: unknown target(s) {bad}; task targets: {task_targets}")
+    return list(spec.targets)
+
+
+def spec_hash(*parts: Any) -> str:
+    """Stable hash of JSON-able parts (model spec, folds hash, data fingerprint, pseudo file)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def build_inputs(ds: Dataset, features: list[str], rows: np.ndarray, level: str, max_frames: int) -> dict[str, Any]:
+    """Model inputs for ``rows``: ``(n, D)`` arrays, or Frames for frame-level features when ``level == "frame"``."""
+    out: dict[str, Any] = {}
+    for f in features:
+        block = ds.features[f]
+        if level == "frame" and block.level == "frame":
+            out[f] = block.frames(rows, max_len=max_frames)
+        else:
+            out[f] = np.ascontiguousarray(block.pooled()[rows], dtype=np.float32)
+    return out
+
+
+_DATASETS: dict[tuple[str, str], tuple[Config, Dataset]] = {}
+
+
+def _dataset_for(spec: JobSpec) -> tuple[Config, Dataset]:
+    from mer_ensemble.data import load_dataset
+
+    key = (spec.config_source, json.dumps(spec.config, sort_keys=True, default=str))
+    if key not in _DATASETS:
+        cfg = parse_config(dict(spec.config), spec.config_source)
+        _DATASETS.clear()
+        _DATASETS[key] = (cfg, load_dataset(cfg, Path(spec.workdir)))
+    return _DATASETS[key]
+
+
+def _predict(model: Any, ds: Dataset, features: list[str], rows: np.ndarray, level: str, max_frames: int,
+             targets: list[str]) -> dict[str, np.ndarray]:
+    parts: dict[str, list[np.ndarray]] = {t: [] for t in targets}
+    for start in range(0, len(rows), PREDICT_CHUNK):
+        chunk = rows[start : start + PREDICT_CHUNK]
+        proba = model.predict_proba(build_inputs(ds, features, chunk, level, max_frames))
+        for t in targets:
+            parts[t].append(np.asarray(proba[t], dtype=np.float32))
+    return {
+        t: (np.concatenate(parts[t]) if parts[t] else np.zeros((0, ds.task.target(t).n_classes), np.float32))
+        for t in targets
+    }
+
+
+def run_job(spec: JobSpec) -> str:
+    """Fit one fold model and write ``spec.out`` (skipped when it exists); returns the path."""
+    out = Path(spec.out)
+    if out.is_file():
+        return str(out)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(spec.threads):
+        try:
+            import torch
+
+            torch.set_num_threads(spec.threads)
+        except ImportError:  # pragma: no cover - torch is a dependency
+            pass
+        return _run_job(spec)
+
+
+def _run_job(spec: JobSpec) -> str:
+    from mer_ensemble.data.folds import load_or_make_folds
+    from mer_ensemble.models import create_model, get_model_class
+
+    cfg, ds = _dataset_for(spec)
+    folds = load_or_make_folds(ds, Path(spec.workdir), cfg.cv.folds, cfg.cv.fold_seed)
+    train_rows, valid_rows = folds.split(spec.fold)
+    features, targets = list(spec.features), list(spec.targets)
+    y_train = {t: ds.labels[t][train_rows] for t in targets}
+    if spec.pseudo_file:
+        with np.load(spec.pseudo_file) as pseudo:
+            extra_rows = pseudo[f"rows_{spec.fold}"]
+            if len(set(extra_rows) & set(valid_rows)):
+                raise RuntimeError("pseudo-labelled rows overlap the fold's validation rows")
+            train_rows = np.concatenate([train_rows, extra_rows])
+            for t in targets:
+                y_train[t] = np.concatenate([y_train[t], pseudo[f"label_{spec.fold}/{t}"]])
+    y_valid = {t: ds.labels[t][valid_rows] for t in targets}
+    cls = get_model_class(spec.model["name"])
+    level = getattr(cls, "input_level", "utt")
+    max_frames = cfg.data.max_frames
+    task = ds.task
+
+    def score_fn(y_true: dict[str, np.ndarray], proba: dict[str, np.ndarray]) -> float:
+        scores = {t: task.target(t).score(y_true[t], np.asarray(proba[t]).argmax(1)) for t in targets}
+        from mer_ensemble.metrics import combine_scores
+
+        return combine_scores([scores[t] for t in targets], task.combine)
+
+    model = create_model(
+        spec.model["name"],
+        targets={t: task.target(t).n_classes for t in targets},
+        feature_dims={f: ds.features[f].dim for f in features},
+        modalities={f: ds.features[f].modality for f in features},
+        seed=spec.seed * 1000 + spec.fold,
+        device=spec.device,
+        **spec.model.get("params", {}),
+    )
+    unlabeled = None
+    if getattr(model, "uses_unlabeled", False) and len(ds.pool_rows):
+        unlabeled = build_inputs(ds, features, ds.pool_rows, level, max_frames)
+    start = time.perf_counter()
+    model.fit(
+        build_inputs(ds, features, train_rows, level, max_frames),
+        y_train,
+        build_inputs(ds, features, valid_rows, level, max_frames),
+        y_valid,
+        score_fn=score_fn,
+        X_unlabeled=unlabeled,
+    )
+    fit_seconds = time.perf_counter() - start
+    valid = _predict(model, ds, features, valid_rows, level, max_frames, targets)
+    test = _predict(model, ds, features, ds.test_rows, level, max_frames, targets)
+    pool = _predict(model, ds, features, ds.pool_rows, level, max_frames, targets)
+    scores = np.array([task.target(t).score(y_valid[t], valid[t].argmax(1)) for t in targets])
+    arrays = {"valid_rows": valid_rows, "scores": scores, "fit_seconds": np.array(fit_seconds),
+              "predict_seconds": np.array(time.perf_counter() - start - fit_seconds),
+              "n_train": np.array(len(train_rows))}
+    for t in targets:
+        arrays[f"valid/{t}"] = valid[t]
+        arrays[f"test/{t}"] = test[t]
+        arrays[f"pool/{t}"] = pool[t]
+    atomic_save_npz(Path(spec.out), **arrays)
+    return spec.out

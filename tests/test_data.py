@@ -1,0 +1,175 @@
+"""Layouts, feature loading and cache, bad input."""
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mer_ensemble.config import load_config
+from mer_ensemble.data import load_dataset
+from mer_ensemble.errors import DataError
+from tests.conftest import shared, write_config, write_generic
+
+
+def test_generic_layout(generic_config: Path, tmp_path: Path):
+    cfg = load_config(generic_config)
+    ds = load_dataset(cfg, tmp_path / "wd")
+    assert ds.n_rows == 110
+    assert len(ds.labelled_rows) == 60 and len(ds.test_rows) == 20 and len(ds.pool_rows) == 30
+    assert ds.task.target("emotion").classes == ("anger", "joy", "neutral")
+    assert (ds.labels["emotion"][ds.test_rows] == -1).all()
+    assert ds.features["fa-UTT"].values.shape == (110, 8)
+    assert ds.groups is not None and len(ds.fingerprint) == 16
+
+
+def test_cache_is_memory_mapped_and_same(generic_config: Path, tmp_path: Path):
+    cfg = load_config(generic_config)
+    first = load_dataset(cfg, tmp_path / "wd")
+    second = load_dataset(cfg, tmp_path / "wd")
+    assert isinstance(second.features["fa-UTT"].values, np.memmap)
+    assert np.array_equal(first.features["fa-UTT"].values, second.features["fa-UTT"].values)
+    assert first.fingerprint == second.fingerprint
+    assert list((tmp_path / "wd" / "cache").glob("fa-UTT-*/values.npy"))
+
+
+def test_frame_level_features_ragged_pooled_and_padded(tmp_path: Path):
+    root = write_generic(tmp_path / "d", frame_feature=True)
+    cfg = load_config(write_config(tmp_path / "c.yaml", root,
+                                   **{"data.features": {"audio": ["fa-UTT"], "video": ["fc-FRA"]}}))
+    for _ in range(2):  # second pass reads the cache
+        ds = load_dataset(cfg, tmp_path / "wd")
+        block = ds.features["fc-FRA"]
+        assert block.level == "frame" and block.dim == 4
+        first = np.load(root / "features" / "fc-FRA" / "utt0000.npy")
+        np.testing.assert_allclose(block.pooled()[0], first.mean(0), rtol=1e-5)
+        frames = block.frames(np.array([0, 1]), max_len=3)
+        assert frames.x.shape[1] <= 3 and frames.mask.shape == frames.x.shape[:2]
+        assert frames.lengths[0] == min(len(first), 3)
+
+
+def test_per_frame_folder_feature(tmp_path: Path):
+    root = write_generic(tmp_path / "d")
+    folder = root / "features" / "fd"
+    for name in pd.read_csv(root / "labels.csv")["name"]:
+        (folder / name).mkdir(parents=True)
+        for k in range(3):
+            np.save(folder / name / f"{k:03d}.npy", np.full(5, k, np.float32))
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, **{"data.features": {"video": ["fd"]}}))
+    ds = load_dataset(cfg, tmp_path / "wd")
+    assert ds.features["fd"].level == "frame"
+    np.testing.assert_allclose(ds.features["fd"].pooled()[0], np.ones(5))
+
+
+def _broken(tmp_path: Path, breaker) -> Path:
+    root = write_generic(tmp_path / "d")
+    breaker(root)
+    classes = {"emotion": ["anger", "joy", "neutral"], "sentiment": ["negative", "positive"]}
+    return write_config(tmp_path / "c.yaml", root, **{"data.classes": classes})
+
+
+@pytest.mark.parametrize(
+    "breaker, message",
+    [
+        (lambda r: (r / "features" / "fa-UTT" / "utt0003.npy").unlink(), r"missing feature|utt0003"),
+        (lambda r: np.save(r / "features" / "fa-UTT" / "utt0004.npy", np.zeros(9, np.float32)),
+         r"utt0004.npy: shape \(9,\), expected \(8,\)"),
+        (lambda r: np.save(r / "features" / "fa-UTT" / "utt0005.npy", np.full(8, np.nan, np.float32)),
+         r"utt0005.npy: 8 NaN/inf"),
+        (lambda r: (r / "labels.csv").write_text((r / "labels.csv").read_text().replace(",joy,", ",joyful,", 1)),
+         r"emotion='joyful', not a class|emotion='joyful'"),
+        (lambda r: (r / "labels.csv").write_text((r / "labels.csv").read_text().replace("utt0001,", "utt0000,", 1)),
+         r"duplicate name 'utt0000'"),
+        (lambda r: pd.read_csv(r / "labels.csv").drop(columns=["sentiment"]).to_csv(r / "labels.csv", index=False),
+         r"labels.csv: missing column\(s\) \['sentiment'\]"),
+        (lambda r: pd.read_csv(r / "labels.csv").query("split != 'test'").to_csv(r / "labels.csv", index=False),
+         r"the test split is empty"),
+        (lambda r: shutil.rmtree(r / "features" / "fb-UTT"), r"feature folder .*fb-UTT not found"),
+        (lambda r: (r / "labels.csv").write_text((r / "labels.csv").read_text().replace(",train,", ",trian,", 1)),
+         r"column split has 'trian'"),
+    ],
+)
+def test_bad_input_is_named(tmp_path: Path, breaker, message: str):
+    cfg = load_config(_broken(tmp_path, breaker))
+    with pytest.raises(DataError, match=message):
+        load_dataset(cfg, tmp_path / "wd")
+    assert not list((tmp_path / "wd").glob("cache/*.tmp-*"))
+
+
+def test_labels_are_case_insensitive(tmp_path: Path):
+    cfg = load_config(_broken(tmp_path, lambda r: (r / "labels.csv").write_text(
+        (r / "labels.csv").read_text().replace(",neutral,", ",Neutral,"))))
+    ds = load_dataset(cfg, None)
+    assert "neutral" in ds.task.target("emotion").classes and "Neutral" not in ds.task.target("emotion").classes
+
+
+def test_mer2024_layout(tmp_path: Path):
+    root = tmp_path / "mer"
+    rng = np.random.default_rng(0)
+    classes = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
+    train = [f"s{i}" for i in range(30)]
+    test = [f"t{i}" for i in range(6)]
+    pool = [f"p{i}" for i in range(8)] + test[:2]  # test names hide in the pool
+    root.mkdir()
+    pd.DataFrame({"name": train, "discrete": [classes[i % 6] for i in range(30)], "valence": 0.0}).to_csv(
+        root / "label-disdim.csv", index=False)
+    pd.DataFrame({"name": test}).to_csv(root / "test-names.csv", index=False)
+    pd.DataFrame({"name": pool}).to_csv(root / "pool-names.csv", index=False)
+    pd.DataFrame({"name": test + pool[:3]}).to_csv(root / "candidate-names.csv", index=False)
+    folder = root / "features" / "hubert-FRA"
+    folder.mkdir(parents=True)
+    for name in train + test + pool[:8]:
+        np.save(folder / f"{name}.npy", rng.normal(size=(rng.integers(1, 4), 3)).astype(np.float32))
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(f"task: mer2024-semi\ndata:\n  layout: mer2024\n  root: {root}\n"
+                        "  candidate_file: candidate-names.csv\n  features: {audio: [hubert-FRA]}\n")
+    ds = load_dataset(load_config(cfg_path), None)
+    assert len(ds.test_rows) == 6 and len(ds.pool_rows) == 8
+    assert ds.task.target("discrete").classes[0] == "neutral"
+    assert ds.features["hubert-FRA"].level == "frame"
+    assert int(ds.candidates.sum()) == 9
+
+
+def test_meiju_layout(tmp_path: Path):
+    root = tmp_path / "meiju"
+    root.mkdir()
+    (root / "Training_files.txt").write_text("".join(
+        f"Track1_Training_{i:05d}.mp4 {['happy', 'sad', 'neutral'][i % 3]} {['questioning', 'consoling'][i % 2]}\n"
+        for i in range(12)))
+    (root / "Validation_files.txt").write_text("Track1_Validation_00001.mp4 fear agreeing\n")
+    (root / "Testing_files.txt").write_text("Track1_Testing_00001.mp4\nTrack1_Testing_00002.mp4\n")
+    (root / "NoAnnotation_files.txt").write_text("Track1_NoAnnotation_00001.mp4\n")
+    folder = root / "features" / "roberta-FRA"
+    folder.mkdir(parents=True)
+    names = [f"Track1_Training_{i:05d}" for i in range(12)] + ["Track1_Validation_00001", "Track1_Testing_00001",
+                                                                "Track1_Testing_00002", "Track1_NoAnnotation_00001"]
+    for n in names:
+        np.save(folder / f"{n}.npy", np.ones((2, 4), np.float32))
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(f"task: meiju2025-track1\ndata:\n  layout: meiju\n  root: {root}\n"
+                        "  features: {text: [roberta-FRA]}\n")
+    ds = load_dataset(load_config(cfg_path), None)
+    assert ds.task.target_names == ["emotion", "intent"]
+    assert (ds.split == "dev").sum() == 1 and len(ds.labelled_rows) == 13
+    assert ds.labels["intent"][0] == ds.task.target("intent").classes.index("questioning")
+    (root / "Training_files.txt").write_text("Track1_Training_00000.mp4 happy\n")
+    with pytest.raises(DataError, match="line 1: expected"):
+        load_dataset(load_config(cfg_path), None)
+
+
+def test_shared_emodb_and_meld():
+    from tests.conftest import REPO
+
+    emodb = shared("emodb")
+    assert emodb.is_dir()
+    ds = load_dataset(load_config(REPO / "configs" / "emodb.yaml"), None)
+    assert len(ds.labelled_rows) == 408 and len(ds.test_rows) == 127
+    assert ds.features["whisper-tiny-UTT"].dim == 384 and ds.task.target("discrete").n_classes == 7
+    shared("meld")
+    start = time.perf_counter()
+    meld = load_dataset(load_config(REPO / "configs" / "meld.yaml"), None)
+    assert time.perf_counter() - start < 120
+    assert len(meld.pool_rows) == 7989 and len(meld.test_rows) == 2610
+    assert meld.task.target_names == ["emotion", "sentiment"]
