@@ -1,0 +1,171 @@
+"""Pseudo-label selection rules, the no-leak property and the rounds."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mer_ensemble.config import load_config
+from mer_ensemble.data import load_dataset
+from mer_ensemble.errors import ConfigError
+from mer_ensemble.models import _registry
+from mer_ensemble.models._base import MerModel
+from mer_ensemble.pseudo import class_caps, make_pseudo_file, run_pseudo_rounds, select_agreed
+from mer_ensemble.training.runner import train_all
+from tests.conftest import write_config, write_generic
+
+
+def _p(rows):
+    return np.array(rows, dtype=float)
+
+
+def test_threshold_and_agreement():
+    a = _p([[0.95, 0.05], [0.6, 0.4], [0.97, 0.03], [0.2, 0.8]])
+    b = _p([[0.93, 0.07], [0.9, 0.1], [0.3, 0.7], [0.01, 0.99]])
+    sel = select_agreed([a, b], threshold=0.9)
+    # row 0 agreed + confident; row 1 agreed but mean 0.75; row 2 disagree; row 3 agreed, mean 0.895
+    assert sel.labels.tolist() == [0, -1, -1, -1]
+    sel = select_agreed([a, b], threshold=0.85)
+    assert sel.labels.tolist() == [0, -1, -1, 1]
+    assert sel.agree_rate == pytest.approx(0.75)
+    c = _p([[0.99, 0.01], [0.99, 0.01], [0.99, 0.01], [0.99, 0.01]])
+    sel = select_agreed([a, b, c], threshold=0.61, min_agree=2)
+    assert sel.labels.tolist() == [0, 0, 0, -1]  # row 3: 2 of 3 say 1 but the mean is 0.60
+    with pytest.raises(ConfigError, match="min_agree"):
+        select_agreed([a], min_agree=2)
+
+
+def test_class_caps_keep_most_confident_and_candidates_filter():
+    probs = _p([[0.99, 0.01], [0.95, 0.05], [0.97, 0.03], [0.02, 0.98]])
+    sel = select_agreed([probs], threshold=0.9, caps=np.array([2, 5]))
+    assert sel.labels.tolist() == [0, -1, 0, 1]
+    sel = select_agreed([probs], threshold=0.9, allowed=np.array([False, True, True, True]))
+    assert sel.labels.tolist() == [-1, 0, 0, 1]
+    assert class_caps(0.5, np.array([10, 4])).tolist() == [5, 2]
+    assert class_caps(3, np.array([10, 4])).tolist() == [3, 3]
+    assert class_caps(None, np.array([1])) is None
+
+
+def test_pseudo_file_masks_targets_separately(tmp_path: Path):
+    root = write_generic(tmp_path / "d")
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, **{"pseudo.threshold": 0.0}))
+    ds = load_dataset(cfg, tmp_path / "wd")
+    (rec,) = train_all(cfg, tmp_path / "wd", progress=False)
+    # make sentiment confident on the first 5 pool rows only
+    rec.pool_by_fold["sentiment"][:] = 0.5
+    rec.pool_by_fold["sentiment"][:, :5] = [0.99, 0.01]
+    cfg.pseudo.threshold = 0.9
+    rec.pool_by_fold["emotion"][:] = [0.98, 0.01, 0.01]
+    rec.pool_by_fold["emotion"][:, 3:] = [0.34, 0.33, 0.33]
+    path, info = make_pseudo_file(cfg, ds, [rec], tmp_path / "p.npz")
+    with np.load(path) as f:
+        rows = f["rows_0"]
+        assert len(rows) == 5  # union of both targets' selections
+        emo, sent = f["label_0/emotion"], f["label_0/sentiment"]
+        assert (emo[:3] == 0).all() and (emo[3:] == -1).all()
+        assert (sent == 0).all()
+        assert set(rows) <= set(ds.pool_rows)
+    assert info["added"]["emotion"]["anger"] == 3
+
+
+class Memorizer(MerModel):
+    """Nearest neighbour: confidence 1 for an exact training row, 0.5 otherwise."""
+
+    name = "memorizer"
+    defaults = {}
+
+    def fit(self, X, y, X_val=None, y_val=None, *, score_fn=None, X_unlabeled=None):
+        self.x_ = np.asarray(next(iter(X.values())), dtype=np.float64)
+        self.y_ = {t: np.asarray(v) for t, v in y.items()}
+        return self
+
+    def predict_proba(self, X):
+        x = np.asarray(next(iter(X.values())), dtype=np.float64)
+        dist = ((x[:, None, :] - self.x_[None]) ** 2).sum(-1)
+        nearest = dist.argmin(1)
+        exact = dist.min(1) < 1e-12
+        out = {}
+        for t, c in self.targets.items():
+            label = self.y_[t][nearest]
+            p = np.full((len(x), c), 0.5 / (c - 1))
+            p[np.arange(len(x)), label] = np.where(exact, 1.0, 0.5)
+            p[exact] = np.where(np.arange(c)[None] == label[exact, None], 1.0, 0.0)
+            out[t] = p
+        return out
+
+    def save(self, path):  # pragma: no cover
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path):  # pragma: no cover
+        raise NotImplementedError
+
+
+def _planted(tmp_path: Path) -> Path:
+    """Random labels (nothing to learn) and a pool holding exact copies of the labelled rows."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "planted"
+    n = 60
+    names = [f"l{i}" for i in range(n)] + [f"t{i}" for i in range(10)] + [f"p{i}" for i in range(n)]
+    split = ["train"] * n + ["test"] * 10 + ["unlabeled"] * n
+    labels = rng.integers(0, 4, n)
+    pd.DataFrame({"name": names, "split": split,
+                  "emotion": [f"c{v}" for v in labels] + [""] * (10 + n)}).to_csv(root.mkdir(parents=True) or
+                                                                                  root / "labels.csv", index=False)
+    x = rng.normal(size=(n + 10, 6)).astype(np.float32)
+    folder = root / "features" / "f-UTT"
+    folder.mkdir(parents=True)
+    for i, name in enumerate(names):
+        np.save(folder / f"{name}.npy", x[i] if i < n + 10 else x[i - n - 10])
+    cfg = {"task": "generic", "data": {"layout": "generic", "root": str(root), "targets": ["emotion"],
+                                       "features": {"audio": ["f-UTT"]}},
+           "cv": {"folds": 5}, "models": [{"name": "memorizer", "id": "mem"}],
+           "pseudo": {"threshold": 0.75, "rounds": 1}}
+    path = tmp_path / "planted.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_no_leak_cv_stays_at_chance_while_a_leaky_scheme_inflates_it(tmp_path: Path, monkeypatch):
+    monkeypatch.setitem(_registry._MODELS, "memorizer", Memorizer)
+    cfg = load_config(_planted(tmp_path))
+    honest_wd, leaky_wd = tmp_path / "honest", tmp_path / "leaky"
+    ds = load_dataset(cfg, honest_wd)
+    honest = run_pseudo_rounds(cfg, ds, honest_wd, progress=False, echo=lambda *_: None)
+    leaky = run_pseudo_rounds(cfg, ds, leaky_wd, per_fold=False, progress=False, echo=lambda *_: None)
+    assert honest[0].cv_score < 0.5 and leaky[0].cv_score < 0.5  # round 0: random labels, nothing learnt
+    assert honest[1].cv_score < 0.5, "pseudo-labels leaked validation labels into training"
+    assert leaky[1].cv_score > 0.9  # the planted leak is real: mixing folds' models inflates CV
+    with np.load(honest_wd / "pseudo" / "round1.npz") as f:
+        for k in range(5):
+            valid_names = set(ds.names[ds.labelled_rows][np.isin(ds.labelled_rows, _fold_rows(honest_wd, ds, k))])
+            copies = {"p" + n[1:] for n in valid_names}
+            assert not copies & set(ds.names[f[f"rows_{k}"]]), "a copy of a validation row got its fold's label"
+
+
+def _fold_rows(wd: Path, ds, k: int) -> np.ndarray:
+    folds = pd.read_csv(wd / "folds.csv")
+    names = set(folds.loc[folds["fold"] == k, "name"])
+    return np.flatnonzero(np.isin(ds.names, list(names)))
+
+
+def test_rounds_store_tagged_runs_history_and_plot(tmp_path: Path):
+    root = write_generic(tmp_path / "d", n_pool=60)
+    truth = root / "truth.csv"
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, **{
+        "pseudo.threshold": 0.5, "pseudo.rounds": 2, "pseudo.patience": 5, "truth.unlabeled": str(truth)}))
+    ds = load_dataset(cfg, tmp_path / "wd")
+    history = run_pseudo_rounds(cfg, ds, tmp_path / "wd", progress=False, echo=lambda *_: None)
+    assert [h.round for h in history] == [0, 1, 2]
+    from mer_ensemble.store import list_run_keys, load_run
+
+    assert list_run_keys(tmp_path / "wd") == ["lin", "lin@r1", "lin@r2"]
+    r1 = load_run(tmp_path / "wd", "lin@r1").manifest
+    assert r1["round"] == 1 and r1["n_pseudo_per_fold"] > 0
+    assert sum(history[1].added["emotion"].values()) > 0
+    prec = history[1].precision["emotion"]["all"]
+    assert prec is not None and prec > 0.5  # the generated data is learnable
+    assert (tmp_path / "wd" / "pseudo" / "rounds.png").stat().st_size > 1000
+    assert (tmp_path / "wd" / "pseudo" / "history.json").is_file()
