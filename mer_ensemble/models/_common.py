@@ -1,0 +1,168 @@
+"""Helpers every model family shares: label checks, class weights, parameter checks,
+constant predictions for targets a model cannot learn, atomic saving."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mer_ensemble.errors import DataError, ModelError
+
+__all__ = [
+    "CLASS_WEIGHTS",
+    "atomic_save",
+    "balanced_class_weights",
+    "check_choice",
+    "check_fitted",
+    "check_labels",
+    "check_number",
+    "class_weights_for",
+    "constant_proba",
+    "from_payload",
+    "init_args",
+    "normalize_rows",
+]
+
+CLASS_WEIGHTS = (None, "balanced")
+
+
+def check_labels(y: Mapping[str, Any], targets: Mapping[str, int], n: int, model: str) -> dict[str, np.ndarray]:
+    """Labels of every target as ``(n,)`` int64, checked to lie in ``[-1, n_classes)``."""
+    out: dict[str, np.ndarray] = {}
+    for target, n_classes in targets.items():
+        if target not in y:
+            raise DataError(f"model {model!r}: labels lack target {target!r}; given: {sorted(y)}")
+        arr = np.asarray(y[target])
+        if arr.shape != (n,):
+            raise DataError(f"model {model!r}: labels of {target!r} have shape {arr.shape}, expected ({n},)")
+        if arr.dtype.kind not in "iu":
+            raise DataError(f"model {model!r}: labels of {target!r} must be integers, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < -1 or arr.max() >= n_classes):
+            raise DataError(
+                f"model {model!r}: labels of {target!r} must lie in [-1, {n_classes - 1}], "
+                f"got [{arr.min()}, {arr.max()}]"
+            )
+        out[target] = arr.astype(np.int64)
+    return out
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Inverse-frequency weights ``(n_classes,)`` like scikit-learn's ``"balanced"``:
+    ``n_known / (n_present_classes * count[c])``; 1.0 for classes absent from ``y``."""
+    known = y[y >= 0]
+    counts = np.bincount(known, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.ones(n_classes, dtype=np.float64)
+    if present.any():
+        weights[present] = len(known) / (present.sum() * counts[present])
+    return weights
+
+
+def class_weights_for(
+    y: Mapping[str, np.ndarray], targets: Mapping[str, int], class_weight: str | None
+) -> dict[str, np.ndarray] | None:
+    """Per-target class weights for the ``class_weight`` option (None: unweighted)."""
+    if class_weight is None:
+        return None
+    return {t: balanced_class_weights(y[t], c) for t, c in targets.items()}
+
+
+def check_choice(model: str, param: str, value: Any, allowed: Sequence[Any]) -> None:
+    """Raise :class:`ModelError` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ModelError(f"model {model!r}: {param}={value!r} is not allowed; expected one of {list(allowed)}")
+
+
+def check_number(
+    model: str,
+    param: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    integer: bool = False,
+    open_low: bool = False,
+    allow_none: bool = False,
+) -> None:
+    """Raise :class:`ModelError` unless ``value`` is a number in the given range."""
+    if value is None and allow_none:
+        return
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, (int, np.integer) if integer else (int, float, np.integer, np.floating))
+    ok = ok and not isinstance(value, bool)
+    if ok and low is not None:
+        ok = value > low if open_low else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        bounds = f"{'>' if open_low else '>='} {low}" if low is not None else ""
+        if high is not None:
+            bounds += f"{' and ' if bounds else ''}<= {high}"
+        none = " or None" if allow_none else ""
+        raise ModelError(f"model {model!r}: {param}={value!r} must be {kind} {bounds}{none}".rstrip())
+
+
+def check_fitted(model: Any, attribute: str) -> None:
+    """Raise :class:`ModelError` unless ``model`` has its fitted ``attribute``."""
+    if not hasattr(model, attribute):
+        raise ModelError(f"model {model.name!r} is not fitted; call fit() or load() first")
+
+
+def constant_proba(y: np.ndarray, n_classes: int, n_rows: int) -> np.ndarray:
+    """Predictions for a target with fewer than two known classes, ``(n_rows, n_classes)``:
+    the class frequencies of ``y`` (uniform when no label is known)."""
+    known = y[y >= 0]
+    prior = np.bincount(known, minlength=n_classes).astype(np.float64)
+    prior = prior / prior.sum() if prior.sum() else np.full(n_classes, 1.0 / n_classes)
+    return np.tile(prior, (n_rows, 1))
+
+
+def normalize_rows(proba: np.ndarray) -> np.ndarray:
+    """Float64 copy of ``proba`` ``(n, C)`` with every row summing to 1."""
+    proba = np.asarray(proba, dtype=np.float64)
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+def atomic_save(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it to
+    ``path``; nothing half-written is left behind when ``write`` fails."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def init_args(model: Any) -> dict[str, Any]:
+    """The constructor arguments that rebuild ``model`` (saved next to its fitted state)."""
+    return {
+        "targets": dict(model.targets),
+        "feature_dims": dict(model.feature_dims),
+        "modalities": dict(model.modalities),
+        "seed": model.seed,
+        "device": model.device,
+        "params": dict(model.params),
+    }
+
+
+def from_payload(cls: type, payload: Mapping[str, Any], path: str | os.PathLike) -> Any:
+    """A new unfitted ``cls`` from a saved payload; :class:`ModelError` when the file
+    holds another model family or is not a saved model."""
+    if not isinstance(payload, Mapping) or "init" not in payload or "model" not in payload:
+        raise ModelError(f"{path}: not a model file written by mer-ensemble")
+    if cls.name and payload["model"] != cls.name:
+        raise ModelError(f"{path}: holds a {payload['model']!r} model, not {cls.name!r}")
+    args = dict(payload["init"])
+    params = args.pop("params")
+    return cls(**args, **params)

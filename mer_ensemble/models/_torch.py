@@ -1,0 +1,215 @@
+"""Fit, predict, save and load shared by the torch model families.
+
+A family subclasses :class:`TorchModel` and supplies three pieces:
+
+* ``_module_config(X)``: plain values the network is built from (dims, levels seen at fit);
+  saved with the weights, so a loaded model is rebuilt without data;
+* ``_encode(X)``: the dict of input arrays its network reads (``(n, D)`` or ``(n, T, D)``
+  with lengths under :func:`~mer_ensemble.models._inputs.lengths_key`);
+* ``_build_module(config)``: the ``torch.nn.Module`` (see :mod:`mer_ensemble.models._blocks`).
+
+Training is delegated to :class:`mer_ensemble.training.trainer.Trainer`; the trainer
+hyper-parameters come from the family's params (``lr``, ``weight_decay``, ``optimizer``,
+``batch_size``, ``epochs``, ``patience``, ``class_weight``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from mer_ensemble.errors import DataError
+from mer_ensemble.models._base import Inputs, Labels, MerModel, Probas, ScoreFn
+from mer_ensemble.models._common import (
+    CLASS_WEIGHTS,
+    atomic_save,
+    check_choice,
+    check_fitted,
+    check_labels,
+    check_number,
+    class_weights_for,
+    from_payload,
+    init_args,
+)
+from mer_ensemble.models._inputs import check_inputs, coerce_levels, input_levels
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from mer_ensemble.training.trainer import Trainer
+
+__all__ = ["TRAINER_DEFAULTS", "TorchModel"]
+
+SAVE_FORMAT = "mer-ensemble/torch-model"
+
+#: trainer hyper-parameters every torch family accepts, with the MER2024 baseline's values
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "lr": 1e-3,
+    "weight_decay": 1e-5,
+    "optimizer": "adam",
+    "batch_size": 32,
+    "epochs": 100,
+    "patience": 10,
+    "class_weight": None,
+}
+
+
+class TorchModel(MerModel):
+    """Base of the torch families (see the module docstring for what a family supplies).
+
+    Fitted state: ``module_`` (the network, on its device, eval mode), ``levels_``
+    (feature -> ``"utt"``/``"frame"`` as seen at fit), ``config_`` (build values) and
+    ``fit_result_`` (:class:`~mer_ensemble.training.trainer.FitResult`, not saved) and
+    ``best_epoch_``.
+    """
+
+    #: True for families whose network defines ``unlabeled_loss`` (the runner then passes X_unlabeled)
+    uses_unlabeled: ClassVar[bool] = False
+    #: rows per forward pass at prediction time
+    predict_batch_size: ClassVar[int] = 1024
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._check_trainer_params()
+        self._check_params()
+
+    # -- what a family supplies -----------------------------------------------------------
+
+    def _check_params(self) -> None:
+        """Validate the family's own params and derive what follows from the constructor
+        arguments (raise ModelError on a bad value)."""
+
+    def _module_config(self, X: Inputs) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _encode(self, X: Inputs) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _build_module(self, config: dict[str, Any]) -> nn.Module:
+        raise NotImplementedError
+
+    def _prepare_module(self, module: nn.Module, inputs: dict[str, np.ndarray]) -> None:
+        """Set statistics of the training rows on a freshly built module (default: nothing)."""
+
+    # -- shared machinery -------------------------------------------------------------------
+
+    def _check_trainer_params(self) -> None:
+        p, name = self.params, self.name
+        check_number(name, "lr", p["lr"], low=0, open_low=True)
+        check_number(name, "weight_decay", p["weight_decay"], low=0)
+        check_choice(name, "optimizer", p["optimizer"], ("adam", "adamw"))
+        check_number(name, "batch_size", p["batch_size"], low=1, integer=True)
+        check_number(name, "epochs", p["epochs"], low=1, integer=True)
+        check_number(name, "patience", p["patience"], low=1, integer=True, allow_none=True)
+        check_choice(name, "class_weight", p["class_weight"], CLASS_WEIGHTS)
+
+    def _trainer(self) -> Trainer:
+        from mer_ensemble.training.trainer import Trainer
+
+        p = self.params
+        return Trainer(
+            lr=p["lr"],
+            weight_decay=p["weight_decay"],
+            optimizer=p["optimizer"],
+            batch_size=p["batch_size"],
+            max_epochs=p["epochs"],
+            patience=p["patience"],
+            device=self.device,
+            seed=self.seed,
+            eval_batch_size=self.predict_batch_size,
+        )
+
+    def _inputs(self, X: Inputs) -> dict[str, np.ndarray]:
+        """Check ``X`` and encode it at the levels seen at fit."""
+        check_inputs(X, self.feature_dims, self.name)
+        return self._encode(coerce_levels(X, self.levels_))
+
+    def fit(
+        self,
+        X: Inputs,
+        y: Labels,
+        X_val: Inputs | None = None,
+        y_val: Labels | None = None,
+        *,
+        score_fn: ScoreFn | None = None,
+        X_unlabeled: Inputs | None = None,
+    ) -> TorchModel:
+        """Train the network; with ``X_val``/``y_val`` keep the epoch with the best
+        ``score_fn`` (default: mean weighted F1 over targets)."""
+        from mer_ensemble.training.device import resolve_device
+        from mer_ensemble.training.trainer import seeded
+
+        n = check_inputs(X, self.feature_dims, self.name)
+        labels = check_labels(y, self.targets, n, self.name)
+        if (X_val is None) != (y_val is None):
+            raise DataError(f"model {self.name!r}: give X_val and y_val together")
+        self.levels_ = input_levels(X, list(self.feature_dims))
+        self.config_ = self._module_config(X)
+        inputs = self._encode(coerce_levels(X, self.levels_))
+        val_inputs, val_labels = None, None
+        if X_val is not None:
+            n_val = check_inputs(X_val, self.feature_dims, self.name)
+            val_labels = check_labels(y_val, self.targets, n_val, self.name)
+            val_inputs = self._encode(coerce_levels(X_val, self.levels_))
+        device = resolve_device(self.device)
+        with seeded(self.seed, device):
+            module = self._build_module(self.config_)
+        self._prepare_module(module, inputs)
+        unlabeled = None
+        if X_unlabeled is not None and callable(getattr(module, "unlabeled_loss", None)):
+            unlabeled = self._inputs(X_unlabeled)
+        result = self._trainer().fit(
+            module,
+            inputs,
+            labels,
+            val_inputs,
+            val_labels,
+            score_fn=score_fn,
+            class_weights=class_weights_for(labels, self.targets, self.params["class_weight"]),
+            unlabeled_inputs=unlabeled,
+        )
+        self.module_, self.fit_result_, self.best_epoch_ = module, result, result.best_epoch
+        return self
+
+    def predict_proba(self, X: Inputs) -> Probas:
+        """Probabilities per target, ``(n, n_classes)`` float64 rows summing to 1."""
+        from mer_ensemble.training.trainer import predict_proba
+
+        check_fitted(self, "module_")
+        return predict_proba(self.module_, self._inputs(X), batch_size=self.predict_batch_size)
+
+    def save(self, path: str) -> None:
+        """Write init arguments, build config and weights with ``torch.save``."""
+        import torch
+
+        check_fitted(self, "module_")
+        payload = {
+            "format": SAVE_FORMAT,
+            "model": self.name,
+            "init": init_args(self),
+            "levels": dict(self.levels_),
+            "config": self.config_,
+            "best_epoch": int(self.best_epoch_),
+            "state": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()},
+        }
+        atomic_save(path, lambda tmp: torch.save(payload, tmp))
+
+    @classmethod
+    def load(cls, path: str, device: str | None = None) -> TorchModel:
+        """Read a model written by :meth:`save`; ``device`` overrides the saved choice
+        (e.g. ``"cpu"`` to use a model trained on a GPU machine)."""
+        import torch
+
+        from mer_ensemble.training.device import resolve_device
+
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        model = from_payload(cls, payload, path)
+        if device is not None:
+            model.device = device
+        model.levels_, model.config_ = dict(payload["levels"]), payload["config"]
+        model.best_epoch_ = int(payload["best_epoch"])
+        module = model._build_module(model.config_)
+        module.load_state_dict(payload["state"])
+        model.module_ = module.to(resolve_device(model.device)).eval()
+        return model

@@ -1,0 +1,126 @@
+"""``linear``: standardised, concatenated utterance features → one multinomial logistic
+regression per target (scikit-learn, lbfgs).
+
+Frame-level inputs are mean-pooled. Validation rows are not needed (no early stopping).
+BLAS threads follow the limits a runner sets with threadpoolctl.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mer_ensemble.models._base import Inputs, Labels, MerModel, Probas, ScoreFn
+from mer_ensemble.models._common import (
+    CLASS_WEIGHTS,
+    atomic_save,
+    check_choice,
+    check_fitted,
+    check_labels,
+    check_number,
+    constant_proba,
+    from_payload,
+    init_args,
+    normalize_rows,
+)
+from mer_ensemble.models._inputs import check_inputs, concat_pooled
+from mer_ensemble.models._registry import register_model
+
+__all__ = ["LinearModel"]
+
+
+class LinearModel(MerModel):
+    """Logistic regression per target on the standardised concatenation of all features.
+
+    Fitted state: ``scaler_`` (StandardScaler) and ``estimators_`` (target -> fitted
+    LogisticRegression, or a ``(n_classes,)`` prior when the target had < 2 known classes).
+    """
+
+    input_level = "utt"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        p = self.params
+        check_number(self.name, "C", p["C"], low=0, open_low=True)
+        check_number(self.name, "max_iter", p["max_iter"], low=1, integer=True)
+        check_number(self.name, "tol", p["tol"], low=0, open_low=True)
+        check_choice(self.name, "class_weight", p["class_weight"], CLASS_WEIGHTS)
+
+    def fit(
+        self,
+        X: Inputs,
+        y: Labels,
+        X_val: Inputs | None = None,
+        y_val: Labels | None = None,
+        *,
+        score_fn: ScoreFn | None = None,
+        X_unlabeled: Inputs | None = None,
+    ) -> LinearModel:
+        """Fit on the rows with a known label, target by target (``X_val`` is not used)."""
+        from sklearn.preprocessing import StandardScaler
+
+        n = check_inputs(X, self.feature_dims, self.name)
+        labels = check_labels(y, self.targets, n, self.name)
+        features = concat_pooled(X, list(self.feature_dims))
+        self.scaler_ = StandardScaler().fit(features)
+        scaled = self.scaler_.transform(features)
+        self.estimators_ = {t: self._fit_target(scaled, labels[t], c) for t, c in self.targets.items()}
+        return self
+
+    def _fit_target(self, scaled: np.ndarray, y: np.ndarray, n_classes: int) -> Any:
+        """A LogisticRegression on the known rows of ``scaled`` ``(n, D)``, or the class
+        prior ``(n_classes,)`` when fewer than two classes are known."""
+        from sklearn.linear_model import LogisticRegression
+
+        known = y >= 0
+        if len(np.unique(y[known])) < 2:
+            return constant_proba(y, n_classes, 1)[0]
+        p = self.params
+        estimator = LogisticRegression(
+            C=p["C"], max_iter=p["max_iter"], tol=p["tol"], class_weight=p["class_weight"], random_state=self.seed
+        )
+        return estimator.fit(scaled[known], y[known])
+
+    def predict_proba(self, X: Inputs) -> Probas:
+        """Probabilities per target, ``(n, n_classes)``; classes unseen in training get 0."""
+        check_fitted(self, "estimators_")
+        n = check_inputs(X, self.feature_dims, self.name)
+        scaled = self.scaler_.transform(concat_pooled(X, list(self.feature_dims)))
+        out: Probas = {}
+        for target, n_classes in self.targets.items():
+            estimator = self.estimators_[target]
+            if isinstance(estimator, np.ndarray):
+                out[target] = np.tile(estimator, (n, 1))
+                continue
+            proba = np.zeros((n, n_classes), dtype=np.float64)
+            proba[:, estimator.classes_] = estimator.predict_proba(scaled)
+            out[target] = normalize_rows(proba)
+        return out
+
+    def save(self, path: str) -> None:
+        """Pickle the fitted scaler and estimators (joblib) to ``path``."""
+        import joblib
+
+        payload = {"model": self.name, "init": init_args(self), "scaler": self.scaler_, "estimators": self.estimators_}
+        atomic_save(path, lambda tmp: joblib.dump(payload, tmp))
+
+    @classmethod
+    def load(cls, path: str) -> LinearModel:
+        """Read a model written by :meth:`save`."""
+        import joblib
+
+        payload = joblib.load(path)
+        model = from_payload(cls, payload, path)
+        model.scaler_, model.estimators_ = payload["scaler"], payload["estimators"]
+        return model
+
+
+LinearModel.defaults = {
+    "C": 1.0,
+    "max_iter": 1000,
+    "tol": 1e-4,
+    "class_weight": None,
+}
+
+register_model("linear")(LinearModel)

@@ -1,0 +1,223 @@
+"""``xgboost``: gradient-boosted trees (hist) on the concatenated utterance features,
+one multi-class booster per target.
+
+Runs on CUDA when present (``device="auto"``). With validation rows, each booster stops
+after ``early_stopping_rounds`` rounds without a better validation log-loss and keeps its
+best round. The thread count is ``n_jobs`` or, when None, the limit in force
+(:func:`mer_ensemble.training.device.available_threads`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mer_ensemble.models._base import Inputs, Labels, MerModel, Probas, ScoreFn
+from mer_ensemble.models._common import (
+    CLASS_WEIGHTS,
+    atomic_save,
+    balanced_class_weights,
+    check_choice,
+    check_fitted,
+    check_labels,
+    check_number,
+    constant_proba,
+    from_payload,
+    init_args,
+    normalize_rows,
+)
+from mer_ensemble.models._inputs import check_inputs, concat_pooled
+from mer_ensemble.models._registry import register_model
+
+__all__ = ["XGBoostModel"]
+
+
+def _xgb_device(device: str) -> str:
+    """``"cuda"`` when asked for or when ``"auto"`` finds a GPU, else ``"cpu"``."""
+    from mer_ensemble.training.device import resolve_device
+
+    return "cuda" if resolve_device(device).type == "cuda" else "cpu"
+
+
+def _raw(booster: Any) -> bytes:
+    """A booster as XGBoost's UBJSON bytes."""
+    return bytes(booster.save_raw(raw_format="ubj"))
+
+
+class XGBoostModel(MerModel):
+    """One XGBoost booster per target.
+
+    Fitted state: ``boosters_`` (target -> ``xgboost.Booster``, or a ``(n_classes,)``
+    prior when the target had < 2 known classes) and ``best_rounds_`` (target -> rounds kept).
+    """
+
+    input_level = "utt"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        p, name = self.params, self.name
+        check_number(name, "n_estimators", p["n_estimators"], low=1, integer=True)
+        check_number(name, "max_depth", p["max_depth"], low=0, integer=True)
+        check_number(name, "learning_rate", p["learning_rate"], low=0, open_low=True)
+        check_number(name, "subsample", p["subsample"], low=0, high=1, open_low=True)
+        check_number(name, "colsample_bytree", p["colsample_bytree"], low=0, high=1, open_low=True)
+        check_number(name, "min_child_weight", p["min_child_weight"], low=0)
+        check_number(name, "reg_lambda", p["reg_lambda"], low=0)
+        check_number(name, "max_bin", p["max_bin"], low=2, integer=True)
+        check_number(name, "early_stopping_rounds", p["early_stopping_rounds"], low=1, integer=True, allow_none=True)
+        check_number(name, "n_jobs", p["n_jobs"], low=1, integer=True, allow_none=True)
+        check_choice(name, "class_weight", p["class_weight"], CLASS_WEIGHTS)
+
+    def _threads(self) -> int:
+        from mer_ensemble.training.device import available_threads
+
+        return int(self.params["n_jobs"] or available_threads())
+
+    def _booster_params(self, n_classes: int) -> dict[str, Any]:
+        p = self.params
+        return {
+            "objective": "multi:softprob",
+            "num_class": n_classes,
+            "eval_metric": "mlogloss",
+            "tree_method": "hist",
+            "device": _xgb_device(self.device),
+            "max_depth": p["max_depth"],
+            "eta": p["learning_rate"],
+            "subsample": p["subsample"],
+            "colsample_bytree": p["colsample_bytree"],
+            "min_child_weight": p["min_child_weight"],
+            "lambda": p["reg_lambda"],
+            "max_bin": p["max_bin"],
+            "seed": self.seed,
+            "nthread": self._threads(),
+            "verbosity": 1,
+        }
+
+    def fit(
+        self,
+        X: Inputs,
+        y: Labels,
+        X_val: Inputs | None = None,
+        y_val: Labels | None = None,
+        *,
+        score_fn: ScoreFn | None = None,
+        X_unlabeled: Inputs | None = None,
+    ) -> XGBoostModel:
+        """Fit one booster per target on its known rows; ``X_val``/``y_val`` (optional)
+        choose the number of rounds by validation log-loss (``score_fn`` is not used)."""
+        n = check_inputs(X, self.feature_dims, self.name)
+        labels = check_labels(y, self.targets, n, self.name)
+        features = concat_pooled(X, list(self.feature_dims))
+        val_features, val_labels = None, None
+        if X_val is not None and y_val is not None:
+            n_val = check_inputs(X_val, self.feature_dims, self.name)
+            val_labels = check_labels(y_val, self.targets, n_val, self.name)
+            val_features = concat_pooled(X_val, list(self.feature_dims))
+        self.boosters_: dict[str, Any] = {}
+        self.best_rounds_: dict[str, int] = {}
+        for target, n_classes in self.targets.items():
+            y_val_t = val_labels[target] if val_labels is not None else None
+            booster = self._fit_target(features, labels[target], n_classes, val_features, y_val_t)
+            self.boosters_[target] = booster
+            self.best_rounds_[target] = 0 if isinstance(booster, np.ndarray) else booster.num_boosted_rounds()
+        return self
+
+    def _fit_target(
+        self,
+        features: np.ndarray,
+        y: np.ndarray,
+        n_classes: int,
+        val_features: np.ndarray | None,
+        y_val: np.ndarray | None,
+    ) -> Any:
+        """A booster on the known rows of ``features`` ``(n, D)`` (or the class prior
+        ``(n_classes,)`` when fewer than two classes are known)."""
+        import xgboost as xgb
+
+        known = y >= 0
+        if len(np.unique(y[known])) < 2:
+            return constant_proba(y, n_classes, 1)[0]
+        p = self.params
+        weight = None
+        if p["class_weight"] == "balanced":
+            weight = balanced_class_weights(y, n_classes)[y[known]]
+        threads = self._threads()
+        dtrain = xgb.QuantileDMatrix(features[known], y[known], weight=weight, max_bin=p["max_bin"], nthread=threads)
+        evals, stopping = [], None
+        if val_features is not None and y_val is not None and (y_val >= 0).any():
+            val_known = y_val >= 0
+            dval = xgb.QuantileDMatrix(val_features[val_known], y_val[val_known], ref=dtrain, nthread=threads)
+            evals, stopping = [(dval, "val")], p["early_stopping_rounds"]
+        booster = xgb.train(
+            self._booster_params(n_classes),
+            dtrain,
+            num_boost_round=p["n_estimators"],
+            evals=evals,
+            early_stopping_rounds=stopping,
+            verbose_eval=False,
+        )
+        if evals and stopping:
+            booster = booster[: booster.best_iteration + 1]
+        return booster
+
+    def predict_proba(self, X: Inputs) -> Probas:
+        """Probabilities per target, ``(n, n_classes)``."""
+        import xgboost as xgb
+
+        check_fitted(self, "boosters_")
+        n = check_inputs(X, self.feature_dims, self.name)
+        matrix = xgb.DMatrix(concat_pooled(X, list(self.feature_dims)), nthread=self._threads())
+        out: Probas = {}
+        for target, booster in self.boosters_.items():
+            if isinstance(booster, np.ndarray):
+                out[target] = np.tile(booster, (n, 1))
+            else:
+                booster.set_param({"nthread": self._threads()})
+                out[target] = normalize_rows(booster.predict(matrix).reshape(n, -1))
+        return out
+
+    def save(self, path: str) -> None:
+        """Write the boosters (XGBoost's UBJSON bytes) and the init arguments with joblib."""
+        import joblib
+
+        check_fitted(self, "boosters_")
+        boosters = {t: b if isinstance(b, np.ndarray) else _raw(b) for t, b in self.boosters_.items()}
+        payload = {"model": self.name, "init": init_args(self), "boosters": boosters, "best_rounds": self.best_rounds_}
+        atomic_save(path, lambda tmp: joblib.dump(payload, tmp))
+
+    @classmethod
+    def load(cls, path: str) -> XGBoostModel:
+        """Read a model written by :meth:`save`."""
+        import joblib
+        import xgboost as xgb
+
+        payload = joblib.load(path)
+        model = from_payload(cls, payload, path)
+        model.boosters_ = {}
+        for target, raw in payload["boosters"].items():
+            if isinstance(raw, np.ndarray):
+                model.boosters_[target] = raw
+            else:
+                booster = xgb.Booster()
+                booster.load_model(bytearray(raw))
+                model.boosters_[target] = booster
+        model.best_rounds_ = dict(payload["best_rounds"])
+        return model
+
+
+XGBoostModel.defaults = {
+    "n_estimators": 500,
+    "max_depth": 6,
+    "learning_rate": 0.05,
+    "subsample": 0.8,
+    "colsample_bytree": 0.5,
+    "min_child_weight": 1.0,
+    "reg_lambda": 1.0,
+    "max_bin": 256,
+    "early_stopping_rounds": 50,
+    "class_weight": None,
+    "n_jobs": None,
+}
+
+register_model("xgboost")(XGBoostModel)

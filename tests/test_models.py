@@ -1,0 +1,308 @@
+"""Contract tests run over every registered model family, plus registry and fusion checks.
+
+Any family added with ``register_model`` is picked up by the parametrised tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mer_ensemble.data.dataset import Frames
+from mer_ensemble.errors import DataError, ModelError
+from mer_ensemble.models import (
+    MerModel,
+    _registry,
+    create_model,
+    get_model_class,
+    list_models,
+    model_defaults,
+    register_model,
+)
+
+TARGETS = {"emotion": 3, "intent": 2}
+DIMS = {"hubert": 8, "roberta": 6}
+MODALITIES = {"hubert": "audio", "roberta": "text"}
+#: small settings so that every family trains in well under a second
+FAST = {"epochs": 12, "patience": 4, "hidden": 32, "n_estimators": 20, "max_iter": 300, "batch_size": 16}
+FRAME_MODELS = [name for name in list_models() if get_model_class(name).input_level == "frame"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Any:
+    """One torch thread: fast for tiny nets and stable on a shared CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_data(n: int, seed: int = 0, separation: float = 3.0) -> tuple[dict, dict]:
+    """Audio carries the emotion, text the intent; intent unknown on every third row.
+
+    Returns ``X`` (feature -> ``(n, D)`` float32) and ``y`` (target -> ``(n,)`` int64).
+    """
+    rng = np.random.default_rng(seed)
+    emotion = rng.integers(0, 3, n)
+    intent = rng.integers(0, 2, n)
+    audio = rng.normal(size=(n, DIMS["hubert"])).astype(np.float32)
+    text = rng.normal(size=(n, DIMS["roberta"])).astype(np.float32)
+    audio[np.arange(n), emotion] += separation
+    text[np.arange(n), intent] += separation
+    intent[::3] = -1
+    return {"hubert": audio, "roberta": text}, {"emotion": emotion.astype(np.int64), "intent": intent.astype(np.int64)}
+
+
+def to_frames(audio: np.ndarray, seed: int = 0, max_len: int = 7) -> Frames:
+    """Frame-level audio ``(n, T, D)``: every real frame is the utterance vector plus noise."""
+    rng = np.random.default_rng(seed)
+    n = len(audio)
+    lengths = rng.integers(1, max_len + 1, n).astype(np.int64)
+    x = audio[:, None, :] + 0.3 * rng.normal(size=(n, max_len, audio.shape[1])).astype(np.float32)
+    x[np.arange(max_len)[None, :] >= lengths[:, None]] = 0.0
+    return Frames(x.astype(np.float32), lengths)
+
+
+def rows(X: dict, index: slice) -> dict:
+    return {k: Frames(v.x[index], v.lengths[index]) if isinstance(v, Frames) else v[index] for k, v in X.items()}
+
+
+def build(name: str, seed: int = 0, **overrides: Any) -> MerModel:
+    """Model ``name`` with the FAST settings and ``overrides``, each kept only where the family has it."""
+    defaults = model_defaults(name)
+    params = {k: v for k, v in {**FAST, **overrides}.items() if k in defaults}
+    return create_model(
+        name, targets=TARGETS, feature_dims=DIMS, modalities=MODALITIES, seed=seed, device="cpu", **params
+    )
+
+
+def create(name: str, **params: Any) -> MerModel:
+    return create_model(name, targets=TARGETS, feature_dims=DIMS, modalities=MODALITIES, device="cpu", **params)
+
+
+def fit_split(model: MerModel, X: dict, y: dict, n_train: int) -> MerModel:
+    train, val = slice(0, n_train), slice(n_train, None)
+    return model.fit(rows(X, train), rows(y, train), rows(X, val), rows(y, val))
+
+
+def assert_probas(proba: dict, n: int) -> None:
+    assert set(proba) == set(TARGETS)
+    for target, n_classes in TARGETS.items():
+        p = proba[target]
+        assert p.shape == (n, n_classes)
+        assert np.isfinite(p).all() and (p >= 0).all()
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# registry
+
+
+def test_registry_lists_the_families() -> None:
+    assert {"linear", "xgboost", "mlp", "audio_text_fusion", "attention_fusion"} <= set(list_models())
+    assert list_models() == sorted(list_models())
+    for name in list_models():
+        assert get_model_class(name).name == name
+
+
+def test_unknown_model_name_lists_valid_names() -> None:
+    with pytest.raises(ModelError, match="unknown model 'nope'.*linear"):
+        create_model("nope", targets=TARGETS, feature_dims=DIMS, modalities=MODALITIES)
+
+
+def test_create_model_drops_none_params() -> None:
+    model = create_model("mlp", targets=TARGETS, feature_dims=DIMS, modalities=MODALITIES, hidden=None, dropout=0.1)
+    assert model.params["hidden"] == model_defaults("mlp")["hidden"]
+    assert model.params["dropout"] == 0.1
+
+
+def test_model_defaults_is_a_copy() -> None:
+    model_defaults("mlp")["hidden"] = -1
+    assert model_defaults("mlp")["hidden"] > 0
+
+
+def test_register_model_names_and_refuses_duplicates() -> None:
+    class TinyProbeModel(MerModel):
+        def fit(self, X, y, X_val=None, y_val=None, *, score_fn=None, X_unlabeled=None):  # noqa: ANN001
+            return self
+
+        def predict_proba(self, X):  # noqa: ANN001
+            return {}
+
+        def save(self, path):  # noqa: ANN001
+            pass
+
+        @classmethod
+        def load(cls, path):  # noqa: ANN001
+            return cls(targets={}, feature_dims={}, modalities={})
+
+    try:
+        register_model(TinyProbeModel)
+        assert TinyProbeModel.name == "tiny_probe" and "tiny_probe" in list_models()
+        with pytest.raises(ModelError, match="already registered"):
+            register_model("linear")(TinyProbeModel)
+    finally:
+        _registry._MODELS.pop("tiny_probe", None)
+
+
+def test_import_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, mer_ensemble.models; print(any(m in sys.modules for m in ('torch', 'xgboost', 'sklearn')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------------------
+# the contract, for every registered family
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_fit_predict_shapes_and_masked_targets(name: str) -> None:
+    X, y = make_data(120)
+    model = fit_split(build(name), X, y, 90)
+    assert model.fit(rows(X, slice(0, 90)), rows(y, slice(0, 90))) is model  # validation rows are optional
+    assert_probas(model.predict_proba(rows(X, slice(90, None))), 30)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_target_without_any_label(name: str) -> None:
+    X, y = make_data(60)
+    y = {"emotion": y["emotion"], "intent": np.full(60, -1, dtype=np.int64)}
+    model = build(name).fit(X, y)
+    assert_probas(model.predict_proba(X), 60)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_same_seed_same_probabilities(name: str) -> None:
+    X, y = make_data(80)
+    first = fit_split(build(name, seed=3), X, y, 60).predict_proba(X)
+    second = fit_split(build(name, seed=3), X, y, 60).predict_proba(X)
+    for target in TARGETS:
+        np.testing.assert_array_equal(first[target], second[target])
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_save_load_round_trip(name: str, tmp_path: Any) -> None:
+    X, y = make_data(80)
+    model = fit_split(build(name, class_weight="balanced"), X, y, 60)
+    path = tmp_path / "sub" / f"{name}.model"
+    model.save(str(path))
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+    loaded = get_model_class(name).load(str(path))
+    assert loaded.params == model.params and loaded.seed == model.seed
+    before, after = model.predict_proba(X), loaded.predict_proba(X)
+    for target in TARGETS:
+        np.testing.assert_array_equal(before[target], after[target])
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_unknown_and_invalid_params(name: str) -> None:
+    with pytest.raises(ModelError, match="unknown parameter.*'bogus'"):
+        create(name, bogus=1)
+    with pytest.raises(ModelError, match="class_weight"):
+        create(name, class_weight="inverse")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_bad_inputs_are_named(name: str) -> None:
+    X, y = make_data(40)
+    model = build(name)
+    with pytest.raises(DataError, match="roberta"):
+        model.fit({"hubert": X["hubert"]}, y)
+    with pytest.raises(DataError, match="hubert.*dimension 5"):
+        model.fit({**X, "hubert": X["hubert"][:, :5]}, y)
+    with pytest.raises(DataError, match="emotion"):
+        model.fit(X, {**y, "emotion": y["emotion"] + 5})
+    with pytest.raises(ModelError, match="not fitted"):
+        model.predict_proba(X)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_learns_a_separable_problem(name: str) -> None:
+    X, y = make_data(300, seed=1)
+    model = fit_split(build(name, epochs=30, patience=8), X, y, 200)
+    proba = model.predict_proba(rows(X, slice(200, None)))
+    accuracy = (proba["emotion"].argmax(axis=1) == y["emotion"][200:]).mean()
+    assert accuracy > 0.8, f"{name}: accuracy {accuracy:.2f} (chance 0.33)"
+
+
+# ---------------------------------------------------------------------------------------------
+# frame-level input and the fusion families
+
+
+@pytest.mark.parametrize("name", FRAME_MODELS)
+def test_frame_level_input(name: str, tmp_path: Any) -> None:
+    X, y = make_data(150, seed=2)
+    X["hubert"] = to_frames(X["hubert"], seed=2)
+    model = fit_split(build(name, epochs=25, patience=8), X, y, 100)
+    test = rows(X, slice(100, None))
+    proba = model.predict_proba(test)
+    assert_probas(proba, 50)
+    assert (proba["emotion"].argmax(axis=1) == y["emotion"][100:]).mean() > 0.8
+    # a longer padding at prediction time changes nothing
+    padded = Frames(np.pad(test["hubert"].x, ((0, 0), (0, 5), (0, 0))), test["hubert"].lengths)
+    np.testing.assert_allclose(model.predict_proba({**test, "hubert": padded})["emotion"], proba["emotion"], atol=1e-6)
+    again = fit_split(build(name, epochs=25, patience=8), X, y, 100).predict_proba(test)
+    np.testing.assert_array_equal(again["emotion"], proba["emotion"])
+    model.save(str(tmp_path / "m.pt"))
+    loaded = get_model_class(name).load(str(tmp_path / "m.pt"))
+    np.testing.assert_array_equal(loaded.predict_proba(test)["emotion"], proba["emotion"])
+
+
+def test_attention_fusion_three_modalities_transformer() -> None:
+    X, y = make_data(90, seed=4)
+    rng = np.random.default_rng(4)
+    X["clip"] = rng.normal(size=(90, 5)).astype(np.float32)
+    X["hubert"] = to_frames(X["hubert"], seed=4)
+    X["roberta"] = to_frames(X["roberta"], seed=5, max_len=4)
+    model = create_model(
+        "attention_fusion",
+        targets=TARGETS,
+        feature_dims={**DIMS, "clip": 5, "wav2vec": 3},
+        modalities={**MODALITIES, "clip": "video", "wav2vec": "audio"},
+        device="cpu",
+        seq_encoder="transformer",
+        hidden=32,
+        epochs=3,
+    )
+    X["wav2vec"] = rng.normal(size=(90, 3)).astype(np.float32)  # utterance-level, joins audio frames
+    model.fit(X, y)
+    assert [m[0] for m in model.config_["modalities"]] == ["audio", "text", "video"]
+    assert model.config_["modalities"][0] == ["audio", 11, "frame"]
+    import torch
+
+    hidden = model.module_.encode({k: torch.as_tensor(v) for k, v in model._encode(X).items()})
+    assert set(hidden) == {"audio", "text", "video"} and hidden["audio"].shape == (90, 32)
+    assert_probas(model.predict_proba(X), 90)
+
+
+def test_audio_text_fusion_needs_audio_and_text_only() -> None:
+    with pytest.raises(ModelError, match="'audio' and 'text'.*missing modality \\['text'\\]"):
+        create_model("audio_text_fusion", targets=TARGETS, feature_dims={"hubert": 8}, modalities={"hubert": "audio"})
+    with pytest.raises(ModelError, match="video"):
+        create_model(
+            "audio_text_fusion",
+            targets=TARGETS,
+            feature_dims={**DIMS, "clip": 4},
+            modalities={**MODALITIES, "clip": "video"},
+        )
+
+
+def test_missing_modality_is_named() -> None:
+    with pytest.raises(ModelError, match="no modality given for feature\\(s\\) \\['roberta'\\]"):
+        create_model("attention_fusion", targets=TARGETS, feature_dims=DIMS, modalities={"hubert": "audio"})
+
+
+def test_utterance_model_pools_frames() -> None:
+    X, y = make_data(60)
+    model = build("mlp").fit(X, y)
+    frames = Frames(np.repeat(X["hubert"][:, None, :], 3, axis=1), np.full(60, 3, dtype=np.int64))
+    np.testing.assert_allclose(
+        model.predict_proba({**X, "hubert": frames})["emotion"], model.predict_proba(X)["emotion"], atol=1e-6
+    )
