@@ -1,0 +1,155 @@
+"""Tiny random-weight checkpoints for smoke tests and benchmarks of the extraction pipeline.
+
+Each is built from a config (no download) and saved with its preprocessor, so the
+``Auto*`` classes load it from the folder exactly like a real checkpoint. The features are
+meaningless; the shapes, padding, chunking and pooling paths are the real ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["TINY_CHECKPOINTS", "save_tiny_checkpoint"]
+
+HIDDEN = 32
+
+
+def _hubert(folder: Path, layers: int) -> None:
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+    config = HubertConfig(
+        hidden_size=HIDDEN,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * HIDDEN,
+        conv_dim=(HIDDEN,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+    )
+    HubertModel(config).eval().save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True, do_normalize=True).save_pretrained(folder)
+
+
+def _wav2vec2(folder: Path, layers: int) -> None:
+    """wav2vec2-base style: group-norm front end, no attention mask (batched by equal length)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    config = Wav2Vec2Config(
+        hidden_size=HIDDEN,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * HIDDEN,
+        conv_dim=(HIDDEN,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        feat_extract_norm="group",
+    )
+    Wav2Vec2Model(config).eval().save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=False, do_normalize=True).save_pretrained(
+        folder
+    )
+
+
+def _whisper(folder: Path, layers: int) -> None:
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    config = WhisperConfig(
+        d_model=HIDDEN,
+        encoder_layers=layers,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=2 * HIDDEN,
+        decoder_ffn_dim=2 * HIDDEN,
+        num_mel_bins=80,
+        vocab_size=64,
+        max_target_positions=16,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
+    WhisperModel(config).eval().save_pretrained(folder)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
+
+
+def _clip_vision_config(layers: int) -> object:
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+    )
+
+
+def _image_processor(folder: Path) -> None:
+    from transformers import CLIPImageProcessor
+
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+
+
+def _clip_vision(folder: Path, layers: int) -> None:
+    from transformers import CLIPVisionModel
+
+    CLIPVisionModel(_clip_vision_config(layers)).eval().save_pretrained(folder)
+    _image_processor(folder)
+
+
+def _clip(folder: Path, layers: int) -> None:
+    """A dual encoder: extraction uses its projected image embedding (``projection_dim`` 16)."""
+    from transformers import CLIPConfig, CLIPModel, CLIPTextConfig
+
+    text = CLIPTextConfig(
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        vocab_size=64,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
+    config = CLIPConfig(
+        text_config=text.to_dict(), vision_config=_clip_vision_config(layers).to_dict(), projection_dim=16
+    )
+    CLIPModel(config).eval().save_pretrained(folder)
+    _image_processor(folder)
+
+
+TINY_CHECKPOINTS: dict[str, Callable[[Path, int], None]] = {
+    "hubert": _hubert,
+    "wav2vec2": _wav2vec2,
+    "whisper": _whisper,
+    "clip-vision": _clip_vision,
+    "clip": _clip,
+}
+
+
+def save_tiny_checkpoint(kind: str, folder: str | Path, layers: int = 4, seed: int = 0) -> Path:
+    """Build the tiny ``kind`` model (hidden size 32, ``layers`` layers, random weights) into ``folder``."""
+    import torch
+
+    if kind not in TINY_CHECKPOINTS:
+        raise KeyError(f"unknown tiny checkpoint {kind!r}; expected one of {', '.join(TINY_CHECKPOINTS)}")
+    from transformers.utils import logging as hf_logging
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        TINY_CHECKPOINTS[kind](folder, layers)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    return folder
