@@ -1,1 +1,45 @@
-"""ensemble."""
+"""Blenders: combine several runs' out-of-fold class probabilities for one target.
+
+Every blender follows the scikit-learn shape: ``__init__`` stores hyper-parameters,
+``fit(probas (R, n, C), y (n,), *, folds, score_fn)`` returns ``self`` and sets
+attributes ending in ``_``, ``predict_proba(probas (R, m, C)) -> (m, C)``.
+Score a blending recipe out of sample with :func:`nested_score`.
+"""
+
+from mer_ensemble.ensemble._base import Blender, ProbasLike, ScoreFn, WeightedBlender, as_probas
+from mer_ensemble.ensemble._bias import ClassBias, apply_class_bias, tune_class_bias
+from mer_ensemble.ensemble._evaluate import BlenderFactory, in_sample_score, nested_oof_proba, nested_score
+from mer_ensemble.ensemble._greedy import GreedyBlender
+from mer_ensemble.ensemble._optuna import OptunaWeightsBlender
+from mer_ensemble.ensemble._registry import BLENDERS, list_blenders, make_blender, register_blender
+from mer_ensemble.ensemble._scoring import BatchScoreFn, batch_scorer
+from mer_ensemble.ensemble._simple import BestSingle, HardVoteBlender, MeanBlender
+from mer_ensemble.ensemble._stacking import StackingBlender, meta_features
+
+__all__ = [
+    "BLENDERS",
+    "BatchScoreFn",
+    "BestSingle",
+    "Blender",
+    "BlenderFactory",
+    "ClassBias",
+    "GreedyBlender",
+    "HardVoteBlender",
+    "MeanBlender",
+    "OptunaWeightsBlender",
+    "ProbasLike",
+    "ScoreFn",
+    "StackingBlender",
+    "WeightedBlender",
+    "apply_class_bias",
+    "as_probas",
+    "batch_scorer",
+    "in_sample_score",
+    "list_blenders",
+    "make_blender",
+    "meta_features",
+    "nested_oof_proba",
+    "nested_score",
+    "register_blender",
+    "tune_class_bias",
+]
