@@ -16,7 +16,7 @@ from tests.conftest import REPO
 runner = CliRunner()
 
 COMMANDS = ["check", "models", "train-all", "leaderboard", "blend", "pseudo-label", "validate-submission", "score",
-            "demo-data", "extract"]
+            "demo-data", "extract", "tune", "report"]
 
 
 def invoke(*args: str):

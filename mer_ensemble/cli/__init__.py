@@ -13,6 +13,8 @@ from mer_ensemble.cli import train as _train  # noqa: F401,E402
 from mer_ensemble.cli import blend as _blend  # noqa: F401,E402
 from mer_ensemble.cli import pseudo as _pseudo  # noqa: F401,E402
 from mer_ensemble.cli import extract as _extract  # noqa: F401,E402
+from mer_ensemble.cli import tune as _tune  # noqa: F401,E402
+from mer_ensemble.cli import report as _report  # noqa: F401,E402
 
 __all__ = ["app", "main"]
 

@@ -1,0 +1,34 @@
+"""``report``: one self-contained HTML page about a workdir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mer_ensemble.cli._app import app, friendly_errors
+from mer_ensemble.cli._common import SetOpt, WorkdirOpt, load
+
+
+@app.command("report")
+@friendly_errors
+def report_cli(
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = typer.Option(
+        None, "-c", "--config", help="Experiment config (optional: gives the labels for the diversity heatmaps "
+        "and the default workdir)."),
+    set_: list[str] | None = SetOpt,
+    out: Path | None = typer.Option(None, "--out", "-o", help="HTML path [default: <workdir>/report.html]."),
+) -> None:
+    """Write <workdir>/report.html: leaderboard, blend, confusion matrices, per-class F1, diversity, pseudo rounds."""
+    from mer_ensemble.errors import ConfigError
+    from mer_ensemble.report.html import write_report
+
+    cfg = None
+    if config is not None:
+        cfg, workdir = load(config, set_, workdir)
+    elif workdir is None:
+        raise ConfigError("report: pass --workdir DIR (or -c CONFIG to use its workdir)")
+    assert workdir is not None
+    path = write_report(workdir, cfg, out)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
