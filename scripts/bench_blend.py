@@ -183,6 +183,70 @@ def speed(args: argparse.Namespace) -> None:
     print(f"\n{os.cpu_count()} CPU cores; 1-minute load average at the end: {os.getloadavg()[0]:.1f}")
 
 
+@part("real")
+def real(args: argparse.Namespace) -> None:
+    """Test score of the best single run vs each blender on emodb and meld, next to in-sample and nested CV.
+
+    Needs the runs of ``scripts/bench_train.py --part real`` (workdir ``runs/bench-real/<name>``). The
+    truth files are read here only, to score the test predictions.
+    """
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo))
+    from mer_ensemble.blend import blend_runs
+    from mer_ensemble.config import load_config
+    from mer_ensemble.data import load_dataset
+    from mer_ensemble.ensemble import make_blender
+    from mer_ensemble.store import load_runs
+    from mer_ensemble.submission import read_truth
+
+    for name in args.datasets.split(","):
+        cfg = load_config(repo / "configs" / f"{name}.yaml", [f"blend.optuna_trials={args.trials}"])
+        workdir = Path(args.workdir) / name
+        records = load_runs(workdir)
+        if not records:
+            print(f"{name}: no runs in {workdir}; run scripts/bench_train.py --part real first")
+            continue
+        ds = load_dataset(cfg, workdir)
+        truth, names = read_truth(cfg.resolve_path(cfg.truth["test"]), ds.task)
+        order = {n: i for i, n in enumerate(names)}
+        idx = np.array([order[n] for n in ds.names[ds.test_rows]])
+        start = time.perf_counter()
+        result = blend_runs(cfg, ds, records, workdir)
+        seconds = time.perf_counter() - start
+        rows = []
+        test_by_method: dict[str, dict[str, float]] = {}
+        for target, tb in result.targets.items():
+            runs = [r for r in records if r.key in tb.runs]
+            y = ds.labels[target][runs[0].rows]
+            known = y >= 0
+            oof = np.stack([r.oof[target][known] for r in runs])
+            test = np.stack([r.test[target] for r in runs])
+            spec = ds.task.target(target)
+            for m in tb.methods:
+                params = {"greedy": {"steps": cfg.blend.greedy_steps},
+                          "optuna": {"n_trials": cfg.blend.optuna_trials, "seed": cfg.blend.seed},
+                          "stacking": {"meta": cfg.blend.stacking_meta, "seed": cfg.blend.seed}}.get(m.method, {})
+                blender = make_blender(m.method, **params).fit(oof, y[known], folds=runs[0].fold[known],
+                                                               score_fn=spec.score)
+                score = spec.score(truth[target][idx], blender.predict(test))
+                test_by_method.setdefault(m.method, {})[target] = score
+                rows.append([target, m.method, f"{m.in_sample:.4f}", f"{m.nested:.4f}", f"{score:.4f}",
+                             "◀" if m.method == tb.chosen else ""])
+        if len(ds.task.targets) > 1:
+            for method, scores in test_by_method.items():
+                nested = {t: next(m.nested for m in tb.methods if m.method == method)
+                          for t, tb in result.targets.items()}
+                ins = {t: next(m.in_sample for m in tb.methods if m.method == method)
+                       for t, tb in result.targets.items()}
+                rows.append(["joint", method, f"{ds.task.combined(ins):.4f}", f"{ds.task.combined(nested):.4f}",
+                             f"{ds.task.combined(scores):.4f}", ""])
+        print_table(f"{name}: {len(records)} runs, blend {seconds:.0f}s (in-sample and nested are CV estimates on "
+                    "OOF rows; test is the truth file)",
+                    ["target", "method", "in-sample", "nested", "test", "chosen"], rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=sorted(PARTS), default="speed")
@@ -192,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--datasets", default="emodb,meld", help="real part: configs whose runs to blend")
+    parser.add_argument("--workdir", default="runs/bench-real", help="real part: workdir root of the runs")
     args = parser.parse_args(argv)
     PARTS[args.part](args)
 

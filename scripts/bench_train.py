@@ -22,11 +22,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 PARTS: dict[str, Callable[[argparse.Namespace], None]] = {}
 
@@ -212,6 +217,152 @@ def bench_trainer(args: argparse.Namespace) -> None:
 # command line
 
 
+FAMILY_RUNS = {
+    "linear": {"name": "linear", "id": "linear_all"},
+    "xgboost": {"name": "xgboost", "id": "xgb_all"},
+    "mlp": {"name": "mlp", "id": "mlp_audio", "features": ["audio"]},
+    "audio_text_fusion": {"name": "audio_text_fusion", "id": "at_fusion", "features": ["audio", "text"]},
+    "attention_fusion": {"name": "attention_fusion", "id": "attn_fusion"},
+}
+
+
+def _matmul_gflops(threads: int) -> float:
+    """The machine's own float32 matmul rate with ``threads`` torch threads (best of 5)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a = torch.randn(1024, 1024)
+    b = torch.randn(1024, 1024)
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        best = min(best, time.perf_counter() - start)
+    return 10 * 2 * 1024**3 / best / 1e9
+
+
+def _run_family(config: Path, workdir: Path, run_id: str) -> tuple[float, float]:
+    """train-all of one run in a fresh process; returns (wall seconds, peak RSS GiB of that process)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MER_NO_PROGRESS": "1"}
+    cmd = [sys.executable, "-m", "mer_ensemble", "train-all", "-c", str(config), "--workdir", str(workdir),
+           "--models", run_id]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"train-all of {run_id} failed: {proc.stderr.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024**2
+
+
+def _achieved_gflops(workdir: Path, run_id: str) -> float | None:
+    """Training GFLOP/s of a torch run from its job files: 6 x params x rows x epochs / fit seconds."""
+    flops = seconds = 0.0
+    for path in (workdir / "jobs" / run_id).glob("*/*.npz"):
+        with np.load(path) as job:
+            if "n_params" not in job.files:
+                return None
+            flops += 6.0 * float(job["n_params"]) * float(job["n_train"]) * float(job["epochs_run"])
+            seconds += float(job["fit_seconds"])
+    return flops / seconds / 1e9 if seconds else None
+
+
+@part("scale")
+def bench_scale(args: argparse.Namespace) -> None:
+    """train-all of one run per family at MER2024 scale; wall time, peak memory, achieved GFLOP/s."""
+    import shutil
+    import tempfile
+
+    import yaml
+
+    from mer_ensemble.data.demo import make_demo
+
+    root = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    try:
+        dims = {"audio": args.dims[0], "text": args.dims[1], "video": args.dims[2]}
+        data = make_demo(root / "data", layout="mer2024", n_train=args.n, n_pool=args.n_pool, n_test=args.n_test,
+                         dims=dims, seed=0)
+        cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+        cfg["data"]["root"] = str(data)
+        cfg["cv"] = {"folds": args.folds, "seeds": [0]}
+        cfg["train"] = {"threads": args.threads}
+        families = args.families.split(",") if args.families else list(FAMILY_RUNS)
+        cfg["models"] = [FAMILY_RUNS[f] for f in families]
+        config = root / "scale.yaml"
+        config.write_text(yaml.safe_dump(cfg))
+        workdir = root / "wd"
+        from mer_ensemble.config import load_config
+        from mer_ensemble.data import load_dataset
+
+        start = time.perf_counter()
+        load_dataset(load_config(config), workdir)
+        print(f"data: {args.n} labelled + {args.n_pool} pool + {args.n_test} test rows, dims {args.dims}; "
+              f"first load + cache {time.perf_counter() - start:.1f}s", flush=True)
+        peak_matmul = _matmul_gflops(args.threads)
+        print("| family | run | wall s (5 folds) | peak RSS GiB | achieved GFLOP/s | vs matmul |")
+        print("|---|---|---:|---:|---:|---:|")
+        for family in families:
+            run_id = FAMILY_RUNS[family]["id"]
+            wall, rss = _run_family(config, workdir, run_id)
+            gflops = _achieved_gflops(workdir, run_id)
+            rate = f"{gflops:.1f}" if gflops else "—"
+            ratio = f"{gflops / peak_matmul:.2f}" if gflops else "—"
+            print(f"| {family} | {run_id} | {wall:.0f} | {rss:.2f} | {rate} | {ratio} |", flush=True)
+        print(f"\nmachine float32 matmul (1024^3, {args.threads} thread(s)): {peak_matmul:.1f} GFLOP/s")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@part("real")
+def bench_real(args: argparse.Namespace) -> None:
+    """CV and test score of every registered run on the shared emodb and meld data."""
+    import os
+    import subprocess
+    import sys
+
+    from mer_ensemble.config import load_config
+    from mer_ensemble.data import load_dataset
+    from mer_ensemble.store import load_runs
+    from mer_ensemble.submission import read_truth
+
+    for name in args.datasets.split(","):
+        config = REPO / "configs" / f"{name}.yaml"
+        cfg = load_config(config)
+        if not cfg.resolve_path(cfg.data.root).is_dir():
+            print(f"{name}: shared data not present, skipped")
+            continue
+        workdir = Path(args.workdir) / name
+        env = {**os.environ, "MER_NO_PROGRESS": "1"}
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "mer_ensemble", "train-all", "-c", str(config), "--workdir",
+                        str(workdir)], env=env, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        ds = load_dataset(cfg, workdir)
+        truth, names = read_truth(cfg.resolve_path(cfg.truth["test"]), ds.task)
+        order = {n: i for i, n in enumerate(names)}
+        idx = np.array([order[n] for n in ds.names[ds.test_rows]])
+        targets = ds.task.target_names
+        print(f"\n{name} (train-all {wall:.0f}s; CV = mean ± sd over {cfg.cv.folds} grouped folds; test = truth file)")
+        print("| run | model | features | " + " | ".join(f"CV {t}" for t in targets) + " | "
+              + " | ".join(f"test {t}" for t in targets) + (" | test joint |" if len(targets) > 1 else " |")
+              + " seconds |")
+        print("|---|---|---|" + "---:|" * (2 * len(targets) + (1 if len(targets) > 1 else 0)) + "---:|")
+        for rec in sorted(load_runs(workdir), key=lambda r: -r.manifest["combined"]["mean"]):
+            m = rec.manifest
+            cv = [f"{m['cv'][t]['mean']:.4f} ± {m['cv'][t]['sd']:.4f}" for t in targets]
+            test = {t: ds.task.target(t).score(truth[t][idx], rec.test[t].argmax(1)) for t in targets}
+            joint = f" | {ds.task.combined(test):.4f}" if len(targets) > 1 else ""
+            print(f"| {m['key']} | {m['model']} | {','.join(m['features'])} | " + " | ".join(cv) + " | "
+                  + " | ".join(f"{test[t]:.4f}" for t in targets) + joint + f" | {m['fit_seconds']:.0f} |",
+                  flush=True)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=sorted(PARTS), default="trainer", help="which benchmark to run")
@@ -224,6 +375,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=[1024, 5120, 768],
         help="feature dims per modality, comma-separated (default: HuBERT-large, Baichuan-13B, CLIP-L)",
     )
+    parser.add_argument("--n-pool", type=int, default=20000, help="scale part: pool rows (MER2024: 20,000)")
+    parser.add_argument("--n-test", type=int, default=1169, help="scale part: test rows (MER-SEMI: 1,169)")
+    parser.add_argument("--folds", type=int, default=5, help="scale part: folds")
+    parser.add_argument("--families", default=None, help="scale part: comma-separated families (default: all)")
+    parser.add_argument("--datasets", default="emodb,meld", help="real part: configs to train")
+    parser.add_argument("--workdir", default="runs/bench-real", help="real part: where the runs go")
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--classes", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=32)
