@@ -55,9 +55,11 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--max-per-class", type=float, default=0.5)
     parser.add_argument("--workdir", default="runs/bench-pseudo")
+    parser.add_argument("--threads", type=int, default=1, help="threads per training job")
     args = parser.parse_args()
     overrides = [MODELS, f"pseudo.threshold={args.threshold}", f"pseudo.max_per_class={args.max_per_class}",
-                 f"pseudo.rounds={args.rounds}", f"pseudo.patience={args.rounds}", "blend.optuna_trials=50"]
+                 f"pseudo.rounds={args.rounds}", f"pseudo.patience={args.rounds}", "blend.optuna_trials=50",
+                 f"train.threads={args.threads}"]
     cfg = load_config(args.config, overrides)
     workdir = Path(args.workdir)
     ds = load_dataset(cfg, workdir)
