@@ -55,6 +55,11 @@ class DataConfig(_Strict):
     train_splits: list[Literal["train", "dev"]] = Field(default_factory=lambda: ["train", "dev"])
     max_frames: int = Field(64, ge=1)
     cache: bool = True
+    noise_variants: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="feature -> noisy variant folders of it (e.g. {hubert-UTT: [hubert_5_UTT]}), "
+        "mixed into training by models with variant_prob > 0",
+    )
 
     @field_validator("features")
     @classmethod

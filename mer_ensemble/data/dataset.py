@@ -106,7 +106,8 @@ class Dataset:
     ``modalities[modality]`` the feature names of that modality; ``groups`` ``(n,)``
     str or None; ``fingerprint`` a hash of names, splits, labels and feature content;
     ``candidates`` ``(n,)`` bool or None: rows on an optional candidate name list
-    (MER2024's list of names the test set hides among).
+    (MER2024's list of names the test set hides among); ``variants[feature]`` noisy
+    variants of a feature (``data.noise_variants``), each a block of the same rows and dim.
     """
 
     names: np.ndarray
@@ -120,6 +121,7 @@ class Dataset:
     root: str = ""
     train_splits: tuple[str, ...] = ("train", "dev")
     candidates: np.ndarray | None = None
+    variants: dict[str, list[FeatureBlock]] = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:

@@ -99,6 +99,7 @@ def load_dataset(cfg: Config, workdir: Path | None = None, *, use_cache: bool = 
             )
             features[feature] = block
             digests.append(f"{feature}:{digest}")
+    variants = _load_variants(cfg, table, features, feature_root, cache_dir, digests)
     groups = table["group"].to_numpy(dtype=object) if "group" in table.columns else None
     candidates = None
     if cfg.data.candidate_file:
@@ -120,7 +121,59 @@ def load_dataset(cfg: Config, workdir: Path | None = None, *, use_cache: bool = 
         root=str(root),
         train_splits=tuple(cfg.data.train_splits),
         candidates=candidates,
+        variants=variants,
     )
+
+
+def _load_variants(
+    cfg: Config,
+    table: pd.DataFrame,
+    features: dict[str, FeatureBlock],
+    feature_root: Path,
+    cache_dir: Path | None,
+    digests: list[str],
+) -> dict[str, list[FeatureBlock]]:
+    """Noisy variants of ``data.noise_variants`` (their digests appended to ``digests``).
+
+    A variant folder must hold every labelled (train-split) name; when it lacks other names
+    (test, pool) it must be utterance level and those rows keep the clean values (variants
+    are only mixed into training rows).
+    """
+    names = table["name"].to_numpy(dtype=object)
+    labelled = table["split"].isin(list(cfg.data.train_splits)).to_numpy()
+    out: dict[str, list[FeatureBlock]] = {}
+    for feature, folders in cfg.data.noise_variants.items():
+        if feature not in features:
+            raise DataError(f"data.noise_variants: {feature!r} is not a configured feature; have {sorted(features)}")
+        clean = features[feature]
+        for folder_name in folders:
+            folder = feature_root / folder_name
+            if not folder.is_dir():
+                raise DataError(f"data.noise_variants.{feature}: variant folder {folder} not found")
+            present = np.array([(folder / f"{n}.npy").is_file() or (folder / n).is_dir() for n in names])
+            if not present[labelled].all():
+                first = names[labelled & ~present][0]
+                raise DataError(
+                    f"data.noise_variants.{feature}: {folder} lacks {int((labelled & ~present).sum())} labelled "
+                    f"name(s) (first: {first!r}); a variant must cover every training row"
+                )
+            rows = np.flatnonzero(present)
+            block, digest = load_feature(
+                folder, list(names[rows]), feature=folder_name, modality=clean.modality, cache_dir=cache_dir
+            )
+            if block.dim != clean.dim:
+                raise DataError(f"data.noise_variants.{feature}: {folder} has dimension {block.dim}, not {clean.dim}")
+            if len(rows) < len(names):
+                if block.level != "utt":
+                    raise DataError(
+                        f"data.noise_variants.{feature}: frame-level variant {folder} must cover every name"
+                    )
+                values = np.array(clean.pooled(), dtype=np.float32)
+                values[rows] = block.values
+                block = FeatureBlock(folder_name, clean.modality, "utt", values)
+            out.setdefault(feature, []).append(block)
+            digests.append(f"{feature}~{folder_name}:{digest}:{len(rows)}")
+    return out
 
 
 def _fingerprint(names, split, labels, digests, task) -> str:  # noqa: ANN001

@@ -48,6 +48,8 @@ class MerModel(ABC):
     input_level: ClassVar[str] = "utt"
     #: default hyper-parameters; the keys are the only accepted ``params``
     defaults: ClassVar[dict[str, Any]] = {}
+    #: True when ``fit`` wants ``X_unlabeled`` (the runner passes the pool rows; may be an instance property)
+    uses_unlabeled: ClassVar[bool] = False
 
     def __init__(
         self,

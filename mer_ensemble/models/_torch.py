@@ -8,6 +8,9 @@ A family subclasses :class:`TorchModel` and supplies three pieces:
   with lengths under :func:`~mer_ensemble.models._inputs.lengths_key`);
 * ``_build_module(config)``: the ``torch.nn.Module`` (see :mod:`mer_ensemble.models._blocks`).
 
+Optionally ``_input_key(feature)`` (the input key a feature feeds), which lets ``fit`` take
+noisy variants of the training features (``X_variants``, families with ``uses_variants``).
+
 Training is delegated to :class:`mer_ensemble.training.trainer.Trainer`; the trainer
 hyper-parameters come from the family's params (``lr``, ``weight_decay``, ``optimizer``,
 ``batch_size``, ``epochs``, ``patience``, ``class_weight``).
@@ -15,11 +18,12 @@ hyper-parameters come from the family's params (``lr``, ``weight_decay``, ``opti
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from mer_ensemble.errors import DataError
+from mer_ensemble.errors import DataError, ModelError
 from mer_ensemble.models._base import Inputs, Labels, MerModel, Probas, ScoreFn
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
@@ -32,7 +36,7 @@ from mer_ensemble.models._common import (
     from_payload,
     init_args,
 )
-from mer_ensemble.models._inputs import check_inputs, coerce_levels, input_levels
+from mer_ensemble.models._inputs import check_inputs, coerce_levels, input_levels, lengths_key
 
 if TYPE_CHECKING:
     from torch import nn
@@ -66,6 +70,8 @@ class TorchModel(MerModel):
 
     #: True for families whose network defines ``unlabeled_loss`` (the runner then passes X_unlabeled)
     uses_unlabeled: ClassVar[bool] = False
+    #: True for families that mix noisy feature variants into training (the runner then passes X_variants)
+    uses_variants: ClassVar[bool] = False
     #: rows per forward pass at prediction time
     predict_batch_size: ClassVar[int] = 1024
 
@@ -91,6 +97,10 @@ class TorchModel(MerModel):
 
     def _prepare_module(self, module: nn.Module, inputs: dict[str, np.ndarray]) -> None:
         """Set statistics of the training rows on a freshly built module (default: nothing)."""
+
+    def _input_key(self, feature: str) -> str | None:
+        """The network input key that ``feature`` feeds (None: noisy variants unsupported)."""
+        return None
 
     # -- shared machinery -------------------------------------------------------------------
 
@@ -125,6 +135,46 @@ class TorchModel(MerModel):
         check_inputs(X, self.feature_dims, self.name)
         return self._encode(coerce_levels(X, self.levels_))
 
+    def _variant_inputs(
+        self, X: Inputs, X_variants: Mapping[str, Sequence[Any]], clean: dict[str, np.ndarray], n: int
+    ) -> dict[str, np.ndarray]:
+        """Noisy variants of the training rows under reserved keys ``<input>@variant<j>``.
+
+        ``X_variants``: feature -> list of inputs for the same rows as ``X`` (each ``(n, D)``
+        or Frames); variant ``j`` of the input fed by ``feature`` is ``X`` with that feature
+        replaced, encoded like ``X``. They travel with the training rows through the trainer's
+        batching and the network's ``augment`` hook swaps them in (training batches only).
+        """
+        from mer_ensemble.models._blocks import variant_key
+
+        out: dict[str, np.ndarray] = {}
+        counts: dict[str, int] = {}
+        for feature, variants in X_variants.items():
+            if feature not in self.feature_dims:
+                raise DataError(
+                    f"model {self.name!r}: noise variants given for {feature!r}, not an input feature "
+                    f"({sorted(self.feature_dims)})"
+                )
+            key = self._input_key(feature)
+            if key is None:
+                raise ModelError(f"model {self.name!r} cannot use noisy feature variants")
+            for j, variant in enumerate(variants):
+                where = f"noise variant {j} of {feature!r}"
+                if check_inputs({feature: variant}, {feature: self.feature_dims[feature]}, self.name) != n:
+                    raise DataError(f"model {self.name!r}: {where} does not have the {n} training rows")
+                encoded = self._encode(coerce_levels({**X, feature: variant}, self.levels_))
+                lengths = lengths_key(key)
+                if encoded[key].shape != clean[key].shape or (
+                    lengths in clean and not np.array_equal(encoded[lengths], clean[lengths])
+                ):
+                    raise DataError(
+                        f"model {self.name!r}: {where} has shape {encoded[key].shape} (or frame counts) "
+                        f"unlike the clean input {clean[key].shape}; variants must match frame for frame"
+                    )
+                out[variant_key(key, counts.get(key, 0))] = encoded[key]
+                counts[key] = counts.get(key, 0) + 1
+        return out
+
     def fit(
         self,
         X: Inputs,
@@ -134,9 +184,12 @@ class TorchModel(MerModel):
         *,
         score_fn: ScoreFn | None = None,
         X_unlabeled: Inputs | None = None,
+        X_variants: Mapping[str, Sequence[Any]] | None = None,
     ) -> TorchModel:
         """Train the network; with ``X_val``/``y_val`` keep the epoch with the best
-        ``score_fn`` (default: mean weighted F1 over targets)."""
+        ``score_fn`` (default: mean weighted F1 over targets). ``X_variants`` (feature ->
+        list of noisy versions of that feature for the rows of ``X``) is used only by
+        families with ``uses_variants`` and only on training batches."""
         from mer_ensemble.training.device import resolve_device
         from mer_ensemble.training.trainer import seeded
 
@@ -156,6 +209,8 @@ class TorchModel(MerModel):
         with seeded(self.seed, device):
             module = self._build_module(self.config_)
         self._prepare_module(module, inputs)
+        if X_variants and self.uses_variants:
+            inputs.update(self._variant_inputs(X, X_variants, inputs, n))
         unlabeled = None
         if X_unlabeled is not None and callable(getattr(module, "unlabeled_loss", None)):
             unlabeled = self._inputs(X_unlabeled)

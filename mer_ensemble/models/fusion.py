@@ -9,6 +9,16 @@ runner-up did; cross-attention between audio frames and text tokens for frame-le
 
 Both read frame-level features as Frames (``input_level = "frame"``) and utterance-level
 ones as ``(n, D)`` arrays. Networks: :mod:`mer_ensemble.models._blocks`.
+
+Both also take the seed methods' parameters (:data:`SEED_METHOD_DEFAULTS`, all off by
+default; usage and measurements in ``docs/seed_methods.md``):
+
+* ``task_interaction`` / ``interaction_heads``: targets attend to each other through
+  separate gated cross-attention heads (emotion <-> intent, emotion <-> sentiment);
+* ``cmdm_weight`` / ``cmdm_rampup`` / ``aux_weight``: per-modality auxiliary heads and
+  cross-modal distribution matching on unlabelled pool rows (semi-supervised);
+* ``modality_dropout`` / ``feature_noise`` / ``variant_prob``: training-time feature
+  augmentation for noise robustness (noisy variants come from ``data.noise_variants``).
 """
 
 from __future__ import annotations
@@ -27,9 +37,21 @@ from mer_ensemble.models._torch import TRAINER_DEFAULTS, TorchModel
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["AttentionFusionModel", "AudioTextFusionModel"]
+__all__ = ["AttentionFusionModel", "AudioTextFusionModel", "SEED_METHOD_DEFAULTS"]
 
 SEQ_ENCODERS = ("lstm", "transformer")
+
+#: parameters of the seed methods shared by the fusion families; every option is off by default
+SEED_METHOD_DEFAULTS: dict[str, Any] = {
+    "task_interaction": False,
+    "interaction_heads": 4,
+    "cmdm_weight": 0.0,
+    "cmdm_rampup": 10,
+    "aux_weight": None,
+    "modality_dropout": 0.0,
+    "feature_noise": 0.0,
+    "variant_prob": 0.0,
+}
 
 
 def _encode_group(X: Inputs, features: list[str], name: str, sequence: bool) -> dict[str, np.ndarray]:
@@ -45,7 +67,102 @@ def _check_heads(model: str, hidden: int, num_heads: int) -> None:
         raise ModelError(f"model {model!r}: hidden={hidden} must be divisible by num_heads={num_heads}")
 
 
-class AttentionFusionModel(TorchModel):
+class _FusionModel(TorchModel):
+    """What both fusion families share: the seed methods' parameters and their wiring.
+
+    ``aux_weight`` None means 1.0 when ``cmdm_weight > 0`` (the matching term needs trained
+    per-modality heads) and no auxiliary heads otherwise.
+    """
+
+    groups: dict[str, list[str]]
+
+    @property
+    def uses_unlabeled(self) -> bool:  # type: ignore[override]
+        """True when cross-modal distribution matching is on (the runner then passes the pool)."""
+        return self.params["cmdm_weight"] > 0
+
+    @property
+    def uses_variants(self) -> bool:  # type: ignore[override]
+        """True when noisy feature variants are mixed into training."""
+        return self.params["variant_prob"] > 0
+
+    def _aux_weight(self) -> float:
+        weight = self.params["aux_weight"]
+        if weight is None:
+            return 1.0 if self.params["cmdm_weight"] > 0 else 0.0
+        return float(weight)
+
+    def _check_seed_params(self) -> None:
+        p, name = self.params, self.name
+        check_choice(name, "task_interaction", p["task_interaction"], (False, True))
+        check_number(name, "interaction_heads", p["interaction_heads"], low=1, integer=True)
+        check_number(name, "cmdm_weight", p["cmdm_weight"], low=0)
+        check_number(name, "cmdm_rampup", p["cmdm_rampup"], low=0, integer=True)
+        check_number(name, "aux_weight", p["aux_weight"], low=0, allow_none=True)
+        check_number(name, "modality_dropout", p["modality_dropout"], low=0, high=0.95)
+        check_number(name, "feature_noise", p["feature_noise"], low=0)
+        check_number(name, "variant_prob", p["variant_prob"], low=0, high=1)
+        if p["task_interaction"]:
+            if len(self.targets) < 2:
+                raise ModelError(
+                    f"model {name!r}: task_interaction needs at least two targets, got {list(self.targets)}"
+                )
+            _check_heads(name, p["hidden"], p["interaction_heads"])
+        if p["cmdm_weight"] > 0:
+            if self._aux_weight() == 0:
+                raise ModelError(f"model {name!r}: cmdm_weight > 0 needs per-modality heads, so aux_weight > 0")
+            if len(self.groups) < 2:
+                raise ModelError(
+                    f"model {name!r}: cmdm_weight > 0 matches predictions across modalities and needs at "
+                    f"least two; the features are all of modality {list(self.groups)}"
+                )
+
+    def _seed_config(self) -> dict[str, Any]:
+        p = self.params
+        return {
+            "task_interaction": bool(p["task_interaction"]),
+            "interaction_heads": int(p["interaction_heads"]),
+            "options": {
+                "aux_weight": self._aux_weight(),
+                "cmdm_weight": float(p["cmdm_weight"]),
+                "cmdm_rampup": int(p["cmdm_rampup"]),
+                "modality_dropout": float(p["modality_dropout"]),
+                "feature_noise": float(p["feature_noise"]),
+                "variant_prob": float(p["variant_prob"]),
+            },
+        }
+
+    @staticmethod
+    def _seed_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+        """Network keyword arguments of the seed methods (absent in configs saved before them)."""
+        from mer_ensemble.models._blocks import TrainingOptions
+
+        return {
+            "task_interaction": config.get("task_interaction", False),
+            "interaction_heads": config.get("interaction_heads", 4),
+            "options": TrainingOptions.from_config(config.get("options")),
+        }
+
+    def _input_key(self, feature: str) -> str | None:
+        return self.modalities[feature]
+
+    def _prepare_module(self, module: nn.Module, inputs: dict[str, np.ndarray]) -> None:
+        """Steps per epoch (ramp-up of the matching term) and, with feature noise, the per-dimension
+        std of every modality input over the training rows (real frames only)."""
+        n = len(next(iter(inputs.values())))
+        module.set_training_rows(n, int(self.params["batch_size"]))
+        if self.params["feature_noise"] > 0:
+            scales = {}
+            for key in module.modality_names:
+                values = inputs[key]
+                if lengths_key(key) in inputs:
+                    lengths = inputs[lengths_key(key)]
+                    values = values[np.arange(values.shape[1])[None, :] < lengths[:, None]]
+                scales[key] = values.reshape(-1, values.shape[-1]).std(axis=0)
+            module.set_noise_scale(scales)
+
+
+class AttentionFusionModel(_FusionModel):
     """MER2024 baseline attention fusion (see :class:`~mer_ensemble.models._blocks.AttentionFusionNet`).
 
     A modality with at least one frame-level feature is encoded as a sequence
@@ -64,6 +181,7 @@ class AttentionFusionModel(TorchModel):
         if p["seq_encoder"] == "transformer":
             _check_heads(name, p["hidden"], 4)
         self.groups = group_by_modality(self.feature_dims, self.modalities)
+        self._check_seed_params()
 
     def _module_config(self, X: Inputs) -> dict[str, Any]:
         modalities = []
@@ -76,6 +194,7 @@ class AttentionFusionModel(TorchModel):
             "dropout": float(self.params["dropout"]),
             "seq_encoder": self.params["seq_encoder"],
             "targets": [[t, int(c)] for t, c in self.targets.items()],
+            **self._seed_config(),
         }
 
     def _encode(self, X: Inputs) -> dict[str, np.ndarray]:
@@ -94,10 +213,11 @@ class AttentionFusionModel(TorchModel):
             config["dropout"],
             [(t, c) for t, c in config["targets"]],
             seq_encoder=config["seq_encoder"],
+            **self._seed_kwargs(config),
         )
 
 
-class AudioTextFusionModel(TorchModel):
+class AudioTextFusionModel(_FusionModel):
     """Early audio+text fusion (see :class:`~mer_ensemble.models._blocks.AudioTextFusionNet`).
 
     Needs features of modality ``audio`` and ``text`` and no other. When any of them is
@@ -122,6 +242,7 @@ class AudioTextFusionModel(TorchModel):
                 f"model {name!r} needs features of modality 'audio' and 'text' only; "
                 f"missing modality {missing}, other modalities {others}; given modalities: {self.modalities}"
             )
+        self._check_seed_params()
 
     def _module_config(self, X: Inputs) -> dict[str, Any]:
         sequence = any(level == "frame" for level in self.levels_.values())
@@ -133,6 +254,7 @@ class AudioTextFusionModel(TorchModel):
             "num_heads": int(self.params["num_heads"]),
             "sequence": sequence,
             "targets": [[t, int(c)] for t, c in self.targets.items()],
+            **self._seed_config(),
         }
 
     def _encode(self, X: Inputs) -> dict[str, np.ndarray]:
@@ -153,6 +275,7 @@ class AudioTextFusionModel(TorchModel):
             [(t, c) for t, c in config["targets"]],
             sequence=config["sequence"],
             num_heads=config["num_heads"],
+            **self._seed_kwargs(config),
         )
 
 
@@ -160,6 +283,7 @@ AttentionFusionModel.defaults = {
     "hidden": 128,
     "dropout": 0.3,
     "seq_encoder": "lstm",
+    **SEED_METHOD_DEFAULTS,
     **TRAINER_DEFAULTS,
 }
 
@@ -167,6 +291,7 @@ AudioTextFusionModel.defaults = {
     "hidden": 128,
     "dropout": 0.3,
     "num_heads": 4,
+    **SEED_METHOD_DEFAULTS,
     **TRAINER_DEFAULTS,
 }
 

@@ -179,6 +179,20 @@ def _run_job(spec: JobSpec) -> str:
     unlabeled = None
     if getattr(model, "uses_unlabeled", False) and len(ds.pool_rows):
         unlabeled = build_inputs(ds, features, ds.pool_rows, level, max_frames)
+    extra: dict[str, Any] = {}
+    if getattr(model, "uses_variants", False):
+        # noisy variants of the training rows only (never validation, test or pool rows)
+        variants = {
+            f: [
+                v.frames(train_rows, max_len=max_frames) if level == "frame" and v.level == "frame"
+                else np.ascontiguousarray(v.pooled()[train_rows], dtype=np.float32)
+                for v in ds.variants[f]
+            ]
+            for f in features
+            if ds.variants.get(f)
+        }
+        if variants:
+            extra["X_variants"] = variants
     start = time.perf_counter()
     model.fit(
         build_inputs(ds, features, train_rows, level, max_frames),
@@ -187,6 +201,7 @@ def _run_job(spec: JobSpec) -> str:
         y_valid,
         score_fn=score_fn,
         X_unlabeled=unlabeled,
+        **extra,
     )
     fit_seconds = time.perf_counter() - start
     valid = _predict(model, ds, features, valid_rows, level, max_frames, targets)
@@ -196,6 +211,10 @@ def _run_job(spec: JobSpec) -> str:
     arrays = {"valid_rows": valid_rows, "scores": scores, "fit_seconds": np.array(fit_seconds),
               "predict_seconds": np.array(time.perf_counter() - start - fit_seconds),
               "n_train": np.array(len(train_rows))}
+    module = getattr(model, "module_", None)
+    if module is not None and getattr(model, "fit_result_", None) is not None:
+        arrays["epochs_run"] = np.array(model.fit_result_.epochs_run)
+        arrays["n_params"] = np.array(sum(p.numel() for p in module.parameters()))
     for t in targets:
         arrays[f"valid/{t}"] = valid[t]
         arrays[f"test/{t}"] = test[t]
