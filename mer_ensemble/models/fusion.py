@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mer_ensemble.data.dataset import Frames
 from mer_ensemble.errors import ModelError
 from mer_ensemble.models._base import Inputs
 from mer_ensemble.models._common import check_choice, check_number
-from mer_ensemble.models._inputs import concat_frames, concat_pooled, group_by_modality, lengths_key
+from mer_ensemble.models._inputs import coerce_levels, concat_frames, concat_pooled, group_by_modality, lengths_key
 from mer_ensemble.models._registry import register_model
 from mer_ensemble.models._torch import TRAINER_DEFAULTS, TorchModel
 
@@ -60,6 +61,33 @@ def _encode_group(X: Inputs, features: list[str], name: str, sequence: bool) -> 
         return {name: concat_pooled(X, features)}
     frames = concat_frames(X, features)
     return {name: frames.x, lengths_key(name): frames.lengths}
+
+
+def _feature_statistics(X: Inputs, features: list[str]) -> dict[str, list[list[float]]]:
+    """Per feature ``[mean (D,), std (D,)]`` over the training rows (real frames for Frames)."""
+    stats = {}
+    for f in features:
+        value = X[f]
+        arr = value.x[value.mask] if isinstance(value, Frames) else np.asarray(value, dtype=np.float32)
+        mean = arr.mean(axis=0, dtype=np.float64)
+        std = arr.std(axis=0, dtype=np.float64)
+        std[std < 1e-6] = 1.0
+        stats[f] = [mean.astype(np.float32).tolist(), std.astype(np.float32).tolist()]
+    return stats
+
+
+def _standardized(X: Inputs, stats: dict[str, list[list[float]]]) -> dict[str, Any]:
+    """``X`` with every feature scaled by the training statistics; Frames keep zero padding."""
+    out = dict(X)
+    for f, (mean, std) in stats.items():
+        m, s = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+        value = X[f]
+        if isinstance(value, Frames):
+            scaled = (value.x - m) / s * value.mask[..., None]
+            out[f] = Frames(scaled.astype(np.float32), value.lengths)
+        else:
+            out[f] = ((np.asarray(value, dtype=np.float32) - m) / s).astype(np.float32)
+    return out
 
 
 def _check_heads(model: str, hidden: int, num_heads: int) -> None:
@@ -116,6 +144,16 @@ class _FusionModel(TorchModel):
                     f"model {name!r}: cmdm_weight > 0 matches predictions across modalities and needs at "
                     f"least two; the features are all of modality {list(self.groups)}"
                 )
+
+    def _scaling_config(self, X: Inputs) -> dict[str, Any]:
+        """Training-row mean and std per feature when ``standardize`` is on (saved with the model)."""
+        if not self.params["standardize"]:
+            return {"scaling": None}
+        return {"scaling": _feature_statistics(coerce_levels(X, self.levels_), list(self.feature_dims))}
+
+    def _scaled(self, X: Inputs) -> Inputs:
+        stats = self.config_.get("scaling")
+        return _standardized(X, stats) if stats else X
 
     def _seed_config(self) -> dict[str, Any]:
         p = self.params
@@ -177,6 +215,7 @@ class AttentionFusionModel(_FusionModel):
         p, name = self.params, self.name
         check_number(name, "hidden", p["hidden"], low=1, integer=True)
         check_number(name, "dropout", p["dropout"], low=0, high=0.95)
+        check_choice(name, "standardize", p["standardize"], (True, False))
         check_choice(name, "seq_encoder", p["seq_encoder"], SEQ_ENCODERS)
         if p["seq_encoder"] == "transformer":
             _check_heads(name, p["hidden"], 4)
@@ -195,10 +234,12 @@ class AttentionFusionModel(_FusionModel):
             "seq_encoder": self.params["seq_encoder"],
             "targets": [[t, int(c)] for t, c in self.targets.items()],
             **self._seed_config(),
+            **self._scaling_config(X),
         }
 
     def _encode(self, X: Inputs) -> dict[str, np.ndarray]:
         """Per modality ``(n, D_m)``, or ``(n, T, D_m)`` plus ``<modality>:lengths``."""
+        X = self._scaled(X)
         out: dict[str, np.ndarray] = {}
         for modality, _, level in self.config_["modalities"]:
             out.update(_encode_group(X, self.groups[modality], modality, level == "frame"))
@@ -232,6 +273,7 @@ class AudioTextFusionModel(_FusionModel):
         p, name = self.params, self.name
         check_number(name, "hidden", p["hidden"], low=1, integer=True)
         check_number(name, "dropout", p["dropout"], low=0, high=0.95)
+        check_choice(name, "standardize", p["standardize"], (True, False))
         check_number(name, "num_heads", p["num_heads"], low=1, integer=True)
         _check_heads(name, p["hidden"], p["num_heads"])
         self.groups = group_by_modality(self.feature_dims, self.modalities)
@@ -255,10 +297,12 @@ class AudioTextFusionModel(_FusionModel):
             "sequence": sequence,
             "targets": [[t, int(c)] for t, c in self.targets.items()],
             **self._seed_config(),
+            **self._scaling_config(X),
         }
 
     def _encode(self, X: Inputs) -> dict[str, np.ndarray]:
         """``audio`` and ``text``: ``(n, D)`` each, or ``(n, T, D)`` plus lengths."""
+        X = self._scaled(X)
         sequence = self.config_["sequence"]
         out = _encode_group(X, self.groups["audio"], "audio", sequence)
         out.update(_encode_group(X, self.groups["text"], "text", sequence))
@@ -282,6 +326,7 @@ class AudioTextFusionModel(_FusionModel):
 AttentionFusionModel.defaults = {
     "hidden": 128,
     "dropout": 0.3,
+    "standardize": True,
     "seq_encoder": "lstm",
     **SEED_METHOD_DEFAULTS,
     **TRAINER_DEFAULTS,
@@ -289,6 +334,7 @@ AttentionFusionModel.defaults = {
 
 AudioTextFusionModel.defaults = {
     "hidden": 128,
+    "standardize": True,
     "dropout": 0.3,
     "num_heads": 4,
     **SEED_METHOD_DEFAULTS,
