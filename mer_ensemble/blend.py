@@ -10,6 +10,7 @@ the choice itself does not look at the rows it is judged on twice.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,9 @@ def blend_runs(
             final = make_blender(name, class_bias=cfg.blend.class_bias, **_method_params(name, cfg, storage))
             inner = getattr(final, "blender", final)
             if name == "optuna":
-                inner.study_name = f"{cfg.stem}-{target}-{runs[0].manifest['data_fingerprint']}-{len(runs)}runs"
+                # one study per blend input: the same runs resume it, changed predictions start a new one
+                digest = hashlib.sha1(np.ascontiguousarray(oof, dtype=np.float32).tobytes() + y.tobytes()).hexdigest()
+                inner.study_name = f"{cfg.stem}-{target}-{len(runs)}runs-{digest[:12]}"
             ins = in_sample_score(final, oof, y, folds, score)
             finals[name] = final
             desc = final.describe()
