@@ -154,7 +154,10 @@ def blend_runs(
         finals = {}
         for name in methods:
             params = _method_params(name, cfg, None)
-            factory = (lambda n=name, p=params: make_blender(n, class_bias=cfg.blend.class_bias, **p))
+
+            def factory(n=name, p=params):
+                return make_blender(n, class_bias=cfg.blend.class_bias, **p)
+
             nested_proba = nested_oof_proba(factory, oof, y, folds, score)
             nested_probas[name] = nested_proba
             labels = nested_proba.argmax(1)
@@ -170,11 +173,18 @@ def blend_runs(
             desc = final.describe()
             desc["runs"] = [r.key for r in runs]
             scored.append(MethodScore(name, ins, float(score(y, labels)), per_fold, desc))
-        best = max(scored, key=lambda m: m.nested) if choose == "auto" else next(m for m in scored if m.method == choose)
+        best = (
+            max(scored, key=lambda m: m.nested) if choose == "auto" else next(m for m in scored if m.method == choose)
+        )
         chosen_blender = finals[best.method]
         result.targets[target] = TargetBlend(
-            target=target, runs=[r.key for r in runs], methods=scored, chosen=best.method,
-            test_proba=chosen_blender.predict_proba(test), oof_nested_proba=nested_probas[best.method], y=y,
+            target=target,
+            runs=[r.key for r in runs],
+            methods=scored,
+            chosen=best.method,
+            test_proba=chosen_blender.predict_proba(test),
+            oof_nested_proba=nested_probas[best.method],
+            y=y,
         )
     chosen = {t: next(m for m in b.methods if m.method == b.chosen) for t, b in result.targets.items()}
     result.combined_nested = ds.task.combined({t: m.nested for t, m in chosen.items()})

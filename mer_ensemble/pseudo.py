@@ -211,7 +211,7 @@ def _read_truth(cfg: Config, ds: Dataset) -> dict[str, dict[str, str]]:
     name_col = next((c for c in ("name", "filename", "FileName") if c in frame.columns), None)
     if name_col is None:
         raise DataError(f"{path}: truth file needs a name column")
-    return {t: dict(zip(frame[name_col], frame[t])) for t in ds.task.target_names if t in frame.columns}
+    return {t: dict(zip(frame[name_col], frame[t], strict=False)) for t in ds.task.target_names if t in frame.columns}
 
 
 def _cv_of_runs(ds: Dataset, records: list[RunRecord]) -> tuple[float, dict[str, float]]:

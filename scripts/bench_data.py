@@ -50,9 +50,10 @@ def _synthetic(root: Path, n: int, dims: list[int]) -> Path:
     classes = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
     root.mkdir(parents=True)
     pd.DataFrame({"name": names[:n_train], "discrete": rng.choice(classes, n_train)}).to_csv(
-        root / "label-disdim.csv", index=False)
-    pd.DataFrame({"name": names[n_train:n_train + n_test]}).to_csv(root / "test-names.csv", index=False)
-    pd.DataFrame({"name": names[n_train + n_test:]}).to_csv(root / "pool-names.csv", index=False)
+        root / "label-disdim.csv", index=False
+    )
+    pd.DataFrame({"name": names[n_train : n_train + n_test]}).to_csv(root / "test-names.csv", index=False)
+    pd.DataFrame({"name": names[n_train + n_test :]}).to_csv(root / "pool-names.csv", index=False)
     feats = {}
     for i, d in enumerate(dims):
         folder = root / "features" / f"feat{i}-UTT"
@@ -63,8 +64,9 @@ def _synthetic(root: Path, n: int, dims: list[int]) -> Path:
     cfg = root / "c.yaml"
     import yaml
 
-    cfg.write_text(yaml.safe_dump({"task": "mer2024-semi", "data": {"layout": "mer2024", "root": str(root),
-                                                                      "features": feats}}))
+    cfg.write_text(
+        yaml.safe_dump({"task": "mer2024-semi", "data": {"layout": "mer2024", "root": str(root), "features": feats}})
+    )
     return cfg
 
 
@@ -79,16 +81,22 @@ def main() -> None:
     try:
         meld = REPO.parent / "shared" / "data" / "meld"
         if meld.is_dir():
-            rows.append(("MELD minilm-UTT (384)", *_time_loads(load_config(REPO / "configs" / "meld.yaml"), tmp / "wd1")))
+            rows.append(
+                ("MELD minilm-UTT (384)", *_time_loads(load_config(REPO / "configs" / "meld.yaml"), tmp / "wd1"))
+            )
         if not args.skip_synthetic:
             dims = [int(d) for d in args.dims.split(",")]
             cfg_path = _synthetic(tmp / "syn", args.n, dims)
             os.sync()
-            rows.append((f"synthetic {args.n} rows x {'/'.join(map(str, dims))}",
-                         *_time_loads(load_config(cfg_path), tmp / "wd2")))
+            rows.append(
+                (
+                    f"synthetic {args.n} rows x {'/'.join(map(str, dims))}",
+                    *_time_loads(load_config(cfg_path), tmp / "wd2"),
+                )
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"| data | files | first load (files → cache) s | second load (memory-mapped cache) s | speed-up |")
+    print("| data | files | first load (files → cache) s | second load (memory-mapped cache) s | speed-up |")
     print("|---|---:|---:|---:|---:|")
     for name, first, second, n_files in rows:
         print(f"| {name} | {n_files:,} | {first:.2f} | {second:.3f} | {first / second:.0f}x |")

@@ -43,8 +43,9 @@ def _test_scores(cfg, ds, keys: list[str], workdir: Path, truth_names, truth) ->
     names = ds.names[ds.test_rows]
     index = {n: i for i, n in enumerate(truth_names)}
     order = np.array([index[n] for n in names])
-    per_target = {t: ds.task.target(t).score(truth[t][order], tb.test_proba.argmax(1))
-                  for t, tb in result.targets.items()}
+    per_target = {
+        t: ds.task.target(t).score(truth[t][order], tb.test_proba.argmax(1)) for t, tb in result.targets.items()
+    }
     return result.combined_nested, ds.task.combined(per_target), per_target
 
 
@@ -57,9 +58,15 @@ def main() -> None:
     parser.add_argument("--workdir", default="runs/bench-pseudo")
     parser.add_argument("--threads", type=int, default=1, help="threads per training job")
     args = parser.parse_args()
-    overrides = [MODELS, f"pseudo.threshold={args.threshold}", f"pseudo.max_per_class={args.max_per_class}",
-                 f"pseudo.rounds={args.rounds}", f"pseudo.patience={args.rounds}", "blend.optuna_trials=50",
-                 f"train.threads={args.threads}"]
+    overrides = [
+        MODELS,
+        f"pseudo.threshold={args.threshold}",
+        f"pseudo.max_per_class={args.max_per_class}",
+        f"pseudo.rounds={args.rounds}",
+        f"pseudo.patience={args.rounds}",
+        "blend.optuna_trials=50",
+        f"train.threads={args.threads}",
+    ]
     cfg = load_config(args.config, overrides)
     workdir = Path(args.workdir)
     ds = load_dataset(cfg, workdir)
@@ -69,16 +76,25 @@ def main() -> None:
     truth_targets, truth_names = read_truth(cfg.resolve_path(cfg.truth["test"]), ds.task)
     print()
     targets = ds.task.target_names
-    print("| round | CV soft vote (OOF) | blend nested CV | test joint | " + " | ".join(f"test {t}" for t in targets)
-          + " | rows added / fold | precision " + " / ".join(targets) + " | seconds |")
+    print(
+        "| round | CV soft vote (OOF) | blend nested CV | test joint | "
+        + " | ".join(f"test {t}" for t in targets)
+        + " | rows added / fold | precision "
+        + " / ".join(targets)
+        + " | seconds |"
+    )
     print("|---:|---:|---:|---:|" + "---:|" * len(targets) + "---:|---:|---:|")
     for stats in history:
         nested, joint, per_target = _test_scores(cfg, ds, stats.runs, workdir, truth_names, truth_targets)
         added = sum(sum(a.values()) for a in stats.added.values()) if stats.added else 0
-        prec = " / ".join(f"{(stats.precision.get(t) or {}).get('all') or 0:.3f}" for t in targets) if stats.round else "—"
-        print(f"| {stats.round} | {stats.cv_score:.4f} | {nested:.4f} | {joint:.4f} | "
-              + " | ".join(f"{per_target[t]:.4f}" for t in targets)
-              + f" | {added:.0f} | {prec} | {stats.seconds:.0f} |")
+        prec = (
+            " / ".join(f"{(stats.precision.get(t) or {}).get('all') or 0:.3f}" for t in targets) if stats.round else "—"
+        )
+        print(
+            f"| {stats.round} | {stats.cv_score:.4f} | {nested:.4f} | {joint:.4f} | "
+            + " | ".join(f"{per_target[t]:.4f}" for t in targets)
+            + f" | {added:.0f} | {prec} | {stats.seconds:.0f} |"
+        )
     print(f"\ntotal {total:.0f}s; rows added counts all targets' labels per fold (mean over folds)")
 
 

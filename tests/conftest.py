@@ -44,7 +44,7 @@ def write_generic(root: Path, *, n_train: int = 60, n_test: int = 20, n_pool: in
     df.to_csv(root / "labels.csv", index=False)
     truth = pd.DataFrame({"name": names, "split": split, "emotion": emo_names, "sentiment": sent_names})
     truth[truth["split"] != "train"].to_csv(root / "truth.csv", index=False)
-    for f, d in zip(("fa", "fb"), dims):
+    for f, d in zip(("fa", "fb"), dims, strict=False):
         folder = root / "features" / f"{f}-UTT"
         folder.mkdir(parents=True)
         centers = rng.normal(size=(3, d)) * 2

@@ -15,8 +15,20 @@ from tests.conftest import REPO
 
 runner = CliRunner()
 
-COMMANDS = ["check", "models", "train-all", "leaderboard", "blend", "pseudo-label", "validate-submission", "score",
-            "demo-data", "extract", "tune", "report"]
+COMMANDS = [
+    "check",
+    "models",
+    "train-all",
+    "leaderboard",
+    "blend",
+    "pseudo-label",
+    "validate-submission",
+    "score",
+    "demo-data",
+    "extract",
+    "tune",
+    "report",
+]
 
 
 def invoke(*args: str):
@@ -31,9 +43,11 @@ def test_help_of_every_command(command: str):
 
 
 def test_help_imports_no_heavy_library():
-    code = ("import sys; from mer_ensemble.cli import app; "
-            "heavy = [m for m in ('torch', 'xgboost', 'sklearn', 'optuna', 'transformers', 'pandas') if m in sys.modules];"
-            "print(','.join(heavy))")
+    code = (
+        "import sys; from mer_ensemble.cli import app; "
+        "heavy = [m for m in ('torch', 'xgboost', 'sklearn', 'optuna', 'transformers', 'pandas') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"--help would import {out}"
 
@@ -43,8 +57,9 @@ def demo(tmp_path_factory) -> tuple[Path, Path]:
     """Small MER2024-layout demo data and a config with a fast registry."""
     tmp = tmp_path_factory.mktemp("demo")
     data = tmp / "data"
-    result = invoke("demo-data", data, "--n-train", 150, "--n-pool", 200, "--n-test", 60,
-                    "--dims", "audio=24,text=16,video=8")
+    result = invoke(
+        "demo-data", data, "--n-train", 150, "--n-pool", 200, "--n-test", 60, "--dims", "audio=24,text=16,video=8"
+    )
     assert result.exit_code == 0, result.output
     cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     cfg["data"]["root"] = str(data)

@@ -119,10 +119,15 @@ def test_auxiliary_heads_join_the_supervised_loss_in_training_only() -> None:
     assert set(out) == {"emotion", "intent", *(aux_key(t, m) for t in ("emotion", "intent") for m in ("audio", "text"))}
     from mer_ensemble.training.trainer import supervised_loss
 
-    expected = supervised_loss(out, labels) + 0.5 * (
-        supervised_loss({t: out[aux_key(t, "audio")] for t in labels}, labels)
-        + supervised_loss({t: out[aux_key(t, "text")] for t in labels}, labels)
-    ) / 2
+    expected = (
+        supervised_loss(out, labels)
+        + 0.5
+        * (
+            supervised_loss({t: out[aux_key(t, "audio")] for t in labels}, labels)
+            + supervised_loss({t: out[aux_key(t, "text")] for t in labels}, labels)
+        )
+        / 2
+    )
     assert float(aux.loss(out, labels, {}).detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
     aux.eval()
     assert set(aux(x)) == {"emotion", "intent"}
@@ -134,8 +139,13 @@ def test_cmdm_switches_on_the_pool_and_checks_its_inputs() -> None:
     with pytest.raises(ModelError, match="aux_weight"):
         model(cmdm_weight=0.5, aux_weight=0)
     with pytest.raises(ModelError, match="at least two"):
-        create_model("attention_fusion", targets=TARGETS, feature_dims={"hubert": 8}, modalities={"hubert": "audio"},
-                     cmdm_weight=1.0)
+        create_model(
+            "attention_fusion",
+            targets=TARGETS,
+            feature_dims={"hubert": 8},
+            modalities={"hubert": "audio"},
+            cmdm_weight=1.0,
+        )
     with pytest.raises(ModelError, match="cmdm_rampup"):
         model(cmdm_rampup=-1)
 
@@ -143,8 +153,9 @@ def test_cmdm_switches_on_the_pool_and_checks_its_inputs() -> None:
 def test_cmdm_receives_only_pool_rows_in_a_train_all_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = write_generic(tmp_path / "d", n_train=45, n_test=9, n_pool=18)
     params = {**FAST, "epochs": 2, "cmdm_weight": 1.0, "standardize": False}  # raw rows, to compare bytes
-    cfg = load_config(write_config(tmp_path / "c.yaml", root, models=[
-        {"name": "attention_fusion", "id": "cmdm", "params": params}]))
+    cfg = load_config(
+        write_config(tmp_path / "c.yaml", root, models=[{"name": "attention_fusion", "id": "cmdm", "params": params}])
+    )
     seen: list[tuple[Any, Any, Any]] = []
     original = AttentionFusionModel.fit
 
@@ -189,10 +200,12 @@ def test_interaction_off_builds_the_baseline_network() -> None:
 
 def test_interaction_off_equals_the_model_without_it() -> None:
     X, y = make_data(80, seed=2)
-    plain = model(seed=4).fit(rows(X, slice(0, 60)), rows(y, slice(0, 60)), rows(X, slice(60, None)),
-                             rows(y, slice(60, None)))
+    plain = model(seed=4).fit(
+        rows(X, slice(0, 60)), rows(y, slice(0, 60)), rows(X, slice(60, None)), rows(y, slice(60, None))
+    )
     off = model(seed=4, task_interaction=False, cmdm_weight=0.0, modality_dropout=0.0).fit(
-        rows(X, slice(0, 60)), rows(y, slice(0, 60)), rows(X, slice(60, None)), rows(y, slice(60, None)))
+        rows(X, slice(0, 60)), rows(y, slice(0, 60)), rows(X, slice(60, None)), rows(y, slice(60, None))
+    )
     for target in TARGETS:
         np.testing.assert_array_equal(plain.predict_proba(X)[target], off.predict_proba(X)[target])
 
@@ -225,8 +238,9 @@ def test_closed_gate_reduces_interaction_to_separate_heads() -> None:
 
 def test_interaction_needs_two_targets_and_round_trips(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="two targets"):
-        create_model("attention_fusion", targets={"emotion": 3}, feature_dims=DIMS, modalities=MODALITIES,
-                     task_interaction=True)
+        create_model(
+            "attention_fusion", targets={"emotion": 3}, feature_dims=DIMS, modalities=MODALITIES, task_interaction=True
+        )
     with pytest.raises(ModelError, match="divisible"):
         model(task_interaction=True, interaction_heads=3)
     X, y = make_data(60)
@@ -254,8 +268,9 @@ def test_modality_dropout_zeroes_whole_modalities() -> None:
     assert (kept["audio"] | kept["text"]).all(), "a row lost every modality"
     dropped = 1 - torch.stack(list(kept.values())).float().mean()
     assert 0.25 < float(dropped) < 0.6
-    single = AttentionFusionNet([("audio", 8, "utt")], 16, 0.0, NET_TARGETS,
-                                options=TrainingOptions(modality_dropout=0.9))
+    single = AttentionFusionNet(
+        [("audio", 8, "utt")], 16, 0.0, NET_TARGETS, options=TrainingOptions(modality_dropout=0.9)
+    )
     assert torch.equal(single.augment({"audio": torch.ones(50, 8)})["audio"], torch.ones(50, 8))
 
 
@@ -271,8 +286,11 @@ def test_feature_noise_is_relative_to_the_feature_std() -> None:
 
 def test_variant_mixing_swaps_rows_and_drops_reserved_keys() -> None:
     network = net(options=TrainingOptions(variant_prob=0.5))
-    x = {**batch(2000), variant_key("audio", 0): torch.full((2000, 8), 7.0), variant_key("audio", 1):
-         torch.full((2000, 8), -7.0)}
+    x = {
+        **batch(2000),
+        variant_key("audio", 0): torch.full((2000, 8), 7.0),
+        variant_key("audio", 1): torch.full((2000, 8), -7.0),
+    }
     torch.manual_seed(0)
     out = network.augment(x)
     assert set(out) == {"audio", "text"} and torch.equal(out["text"], x["text"])
@@ -294,8 +312,13 @@ def test_variants_are_seen_in_training_batches_only(monkeypatch: pytest.MonkeyPa
         return original(self, inputs)
 
     monkeypatch.setattr(AttentionFusionNet, "encode", spy)
-    fitted = model(variant_prob=1.0, standardize=False).fit(rows(X, slice(0, 40)), rows(y, slice(0, 40)), rows(X, slice(40, None)),
-                                        rows(y, slice(40, None)), X_variants={"hubert": [marker[:40]]})
+    fitted = model(variant_prob=1.0, standardize=False).fit(
+        rows(X, slice(0, 40)),
+        rows(y, slice(0, 40)),
+        rows(X, slice(40, None)),
+        rows(y, slice(40, None)),
+        X_variants={"hubert": [marker[:40]]},
+    )
     fitted.predict_proba(X)
     training = [saw for is_training, saw in calls if is_training]
     evaluation = [saw for is_training, saw in calls if not is_training]
@@ -313,8 +336,9 @@ def test_variants_must_match_the_training_rows() -> None:
 
 
 def test_noise_options_run_on_audio_text_fusion() -> None:
-    network = AudioTextFusionNet(8, 6, 16, 0.0, NET_TARGETS, sequence=False,
-                                 options=TrainingOptions(modality_dropout=0.5, variant_prob=1.0))
+    network = AudioTextFusionNet(
+        8, 6, 16, 0.0, NET_TARGETS, sequence=False, options=TrainingOptions(modality_dropout=0.5, variant_prob=1.0)
+    )
     x = {**batch(), variant_key("text", 0): torch.zeros(12, 6)}
     out = network.augment(x)
     assert torch.equal(out["text"], torch.zeros(12, 6))
@@ -338,8 +362,10 @@ def test_noise_variants_load_and_reach_training_rows_only(tmp_path: Path, monkey
     table = pd.read_csv(root / "labels.csv")
     train_names = list(table.loc[table["split"] == "train", "name"])
     variant = _write_variant(root, train_names, 50.0)  # training rows only, like MER2024's noisy copies
-    models = [{"name": "attention_fusion", "id": "mix", "params": {**FAST, "epochs": 2, "variant_prob": 0.5}},
-              {"name": "linear", "id": "lin"}]
+    models = [
+        {"name": "attention_fusion", "id": "mix", "params": {**FAST, "epochs": 2, "variant_prob": 0.5}},
+        {"name": "linear", "id": "lin"},
+    ]
     cfg_path = write_config(tmp_path / "c.yaml", root, models=models)
     raw = yaml.safe_load(cfg_path.read_text())
     raw["data"]["noise_variants"] = {"fa-UTT": [variant]}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -17,7 +17,7 @@ SetOpt = typer.Option(
 WorkdirOpt = typer.Option(None, "--workdir", help="Where runs, folds and cache live [default: runs/<config stem>].")
 
 
-def load(config: Path, overrides: Optional[list[str]], workdir: Optional[Path]) -> tuple[Config, Path]:
+def load(config: Path, overrides: list[str] | None, workdir: Path | None) -> tuple[Config, Path]:
     """Read the config with overrides and pick the workdir (option > config > runs/<stem>)."""
     from mer_ensemble.config import load_config
 

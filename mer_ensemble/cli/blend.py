@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,8 +14,14 @@ def _weights_text(desc: dict, limit: int = 4) -> str:
     runs = desc.get("runs", [])
     weights = desc.get("weights") or (desc.get("blender_inner") or {}).get("weights")
     if not weights:
-        return "meta-model" if desc.get("blender") == "stacking" else "equal votes" if desc.get("blender") == "vote" else "—"
-    pairs = sorted(zip(runs, weights), key=lambda p: -p[1])
+        return (
+            "meta-model"
+            if desc.get("blender") == "stacking"
+            else "equal votes"
+            if desc.get("blender") == "vote"
+            else "—"
+        )
+    pairs = sorted(zip(runs, weights, strict=False), key=lambda p: -p[1])
     shown = [f"{r} {w:.2f}" for r, w in pairs if w > 0][:limit]
     rest = sum(1 for _, w in pairs if w > 0) - len(shown)
     return ", ".join(shown) + (f", +{rest} more" if rest > 0 else "")
@@ -28,19 +33,33 @@ def render_blend_table(result) -> str:  # noqa: ANN001 - BlendResult
     from rich.console import Console
     from rich.table import Table
 
-    labels = {"best": "best single run", "mean": "equal-weight mean", "vote": "hard vote", "greedy": "greedy selection",
-              "optuna": "Optuna weights", "stacking": "stacking"}
-    table = Table(title="blends (in-sample: fitted and scored on the same OOF rows; nested: fitted on K-1 folds, "
-                        "scored on the held-out fold)")
+    labels = {
+        "best": "best single run",
+        "mean": "equal-weight mean",
+        "vote": "hard vote",
+        "greedy": "greedy selection",
+        "optuna": "Optuna weights",
+        "stacking": "stacking",
+    }
+    table = Table(
+        title="blends (in-sample: fitted and scored on the same OOF rows; nested: fitted on K-1 folds, "
+        "scored on the held-out fold)"
+    )
     for col in ("target", "method", "in-sample", "nested", "nested fold sd", "weights", "chosen"):
         table.add_column(col, justify="right" if col in ("in-sample", "nested", "nested fold sd") else "left")
     import numpy as np
 
     for target, tb in result.targets.items():
         for m in tb.methods:
-            table.add_row(target, labels.get(m.method, m.method), f"{m.in_sample:.4f}", f"{m.nested:.4f}",
-                          f"{np.std(m.nested_folds, ddof=1):.4f}", _weights_text(m.description),
-                          "◀" if m.method == tb.chosen else "")
+            table.add_row(
+                target,
+                labels.get(m.method, m.method),
+                f"{m.in_sample:.4f}",
+                f"{m.nested:.4f}",
+                f"{np.std(m.nested_folds, ddof=1):.4f}",
+                _weights_text(m.description),
+                "◀" if m.method == tb.chosen else "",
+            )
     buf = StringIO()
     Console(file=buf, width=220, force_terminal=False).print(table)
     return buf.getvalue().rstrip()
@@ -50,10 +69,12 @@ def render_blend_table(result) -> str:  # noqa: ANN001 - BlendResult
 @friendly_errors
 def blend_cli(
     config: Path = ConfigOpt,
-    set_: Optional[list[str]] = SetOpt,
-    workdir: Optional[Path] = WorkdirOpt,
-    method: Optional[str] = typer.Option(None, "--method", help="Use this blender instead of the best nested one."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Submission path [default: submissions/<config>-<method>-<time>.csv]."),
+    set_: list[str] | None = SetOpt,
+    workdir: Path | None = WorkdirOpt,
+    method: str | None = typer.Option(None, "--method", help="Use this blender instead of the best nested one."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Submission path [default: submissions/<config>-<method>-<time>.csv]."
+    ),
 ) -> None:
     """Blend the stored runs per target, report honest scores, write a validated submission."""
     import time
@@ -73,7 +94,8 @@ def blend_cli(
     label = "+".join(sorted(set(chosen.values())))
     typer.echo(
         f"chosen: {', '.join(f'{t} {m}' for t, m in chosen.items())}; combined score estimate "
-        f"{result.combined_nested:.4f} (nested CV over the {cfg.cv.folds} folds; in-sample {result.combined_in_sample:.4f})"
+        f"{result.combined_nested:.4f} (nested CV over the {cfg.cv.folds} folds; "
+        f"in-sample {result.combined_in_sample:.4f})"
     )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = out or Path("submissions") / f"{cfg.stem}-{label}-{stamp}.csv"
@@ -90,8 +112,10 @@ def blend_cli(
                 "method": tb.chosen,
                 "runs": tb.runs,
                 "chosen": next(m.description for m in tb.methods if m.method == tb.chosen),
-                "scores": {m.method: {"in_sample": m.in_sample, "nested": m.nested, "nested_folds": m.nested_folds}
-                           for m in tb.methods},
+                "scores": {
+                    m.method: {"in_sample": m.in_sample, "nested": m.nested, "nested_folds": m.nested_folds}
+                    for m in tb.methods
+                },
             }
             for t, tb in result.targets.items()
         },
@@ -103,9 +127,12 @@ def blend_cli(
 
     from mer_ensemble.io import atomic_save_npz
 
-    atomic_save_npz(wd / "blend" / "latest.npz", **{f"nested/{t}": tb.oof_nested_proba for t, tb in result.targets.items()},
-                    **{f"y/{t}": tb.y for t, tb in result.targets.items()},
-                    **{f"test/{t}": tb.test_proba.astype(np.float32) for t, tb in result.targets.items()})
+    atomic_save_npz(
+        wd / "blend" / "latest.npz",
+        **{f"nested/{t}": tb.oof_nested_proba for t, tb in result.targets.items()},
+        **{f"y/{t}": tb.y for t, tb in result.targets.items()},
+        **{f"test/{t}": tb.test_proba.astype(np.float32) for t, tb in result.targets.items()},
+    )
     typer.echo(str(written))
 
 
@@ -114,8 +141,8 @@ def blend_cli(
 def validate_submission_cli(
     file: Path = typer.Argument(..., help="Submission CSV to check."),
     config: Path = ConfigOpt,
-    set_: Optional[list[str]] = SetOpt,
-    workdir: Optional[Path] = WorkdirOpt,
+    set_: list[str] | None = SetOpt,
+    workdir: Path | None = WorkdirOpt,
 ) -> None:
     """Check a submission CSV against the config's task format and test set."""
     from mer_ensemble.data.load import load_table
@@ -136,9 +163,14 @@ def _task_and_test_names(cfg, load_table, resolve_task):  # noqa: ANN001, ANN202
     targets = config_targets(cfg)
     labelled = table[table["split"].isin(["train", "dev"])]
     observed = {t: sorted({v for v in labelled[t] if isinstance(v, str)}) for t in targets}
-    task = resolve_task(cfg.task, targets=targets if PRESETS[cfg.task].targets is None else None,
-                        classes=cfg.data.classes, observed=observed, metric=cfg.scoring.metric,
-                        combine=cfg.scoring.combine)
+    task = resolve_task(
+        cfg.task,
+        targets=targets if PRESETS[cfg.task].targets is None else None,
+        classes=cfg.data.classes,
+        observed=observed,
+        metric=cfg.scoring.metric,
+        combine=cfg.scoring.combine,
+    )
     return task, table.loc[table["split"] == "test", "name"].tolist()
 
 
@@ -148,8 +180,8 @@ def score_cli(
     file: Path = typer.Argument(..., help="Submission CSV to score."),
     truth: Path = typer.Option(..., "--truth", help="Truth CSV (name + target columns); for scoring only."),
     config: Path = ConfigOpt,
-    set_: Optional[list[str]] = SetOpt,
-    workdir: Optional[Path] = WorkdirOpt,
+    set_: list[str] | None = SetOpt,
+    workdir: Path | None = WorkdirOpt,
 ) -> None:
     """Score a submission against a truth file (never used by training)."""
     from mer_ensemble.data.load import load_table

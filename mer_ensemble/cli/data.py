@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,8 +14,8 @@ from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load
 @friendly_errors
 def check_cli(
     config: Path = ConfigOpt,
-    set_: Optional[list[str]] = SetOpt,
-    workdir: Optional[Path] = WorkdirOpt,
+    set_: list[str] | None = SetOpt,
+    workdir: Path | None = WorkdirOpt,
 ) -> None:
     """Validate the config and the data; print a summary, write the folds."""
     from mer_ensemble.data import load_dataset, load_or_make_folds

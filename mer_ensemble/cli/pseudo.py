@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,10 +14,10 @@ from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load
 @friendly_errors
 def pseudo_label_cli(
     config: Path = ConfigOpt,
-    set_: Optional[list[str]] = SetOpt,
-    workdir: Optional[Path] = WorkdirOpt,
-    rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Rounds [default: pseudo.rounds]."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Min blended probability [pseudo.threshold]."),
+    set_: list[str] | None = SetOpt,
+    workdir: Path | None = WorkdirOpt,
+    rounds: int | None = typer.Option(None, "--rounds", min=1, help="Rounds [default: pseudo.rounds]."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Min blended probability [pseudo.threshold]."),
     use_test: bool = typer.Option(False, "--use-test-as-pool", help="Also pseudo-label test rows (off by default)."),
 ) -> None:
     """Pseudo-label the pool from agreeing runs (per fold, leak-free), retrain, report per round."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,12 +14,12 @@ from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load
 @friendly_errors
 def train_all_cli(
     config: Path = ConfigOpt,
-    set_: Optional[list[str]] = SetOpt,
-    workdir: Optional[Path] = WorkdirOpt,
-    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated run ids to train (default: all)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Parallel jobs [default: train.jobs]."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="local (joblib) or dask."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (with --backend dask)."),
+    set_: list[str] | None = SetOpt,
+    workdir: Path | None = WorkdirOpt,
+    models: str | None = typer.Option(None, "--models", help="Comma-separated run ids to train (default: all)."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, help="Parallel jobs [default: train.jobs]."),
+    backend: str | None = typer.Option(None, "--backend", help="local (joblib) or dask."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address (with --backend dask)."),
 ) -> None:
     """Train every model of the config across folds and seeds; store OOF, test and pool predictions."""
     from mer_ensemble.report.leaderboard import render_leaderboard

@@ -89,7 +89,7 @@ class FeatureBlock:
             t_max = min(t_max, max_len)
         out = np.zeros((len(rows), max(t_max, 1), self.dim), dtype=np.float32)
         new_lens = np.minimum(lens, t_max)
-        for j, (r, n_frames) in enumerate(zip(rows, lens)):
+        for j, (r, n_frames) in enumerate(zip(rows, lens, strict=False)):
             seq = self.values[self.offsets[r] : self.offsets[r + 1]]
             if n_frames > t_max:
                 seq = seq[np.linspace(0, n_frames - 1, t_max).round().astype(np.int64)]

@@ -108,7 +108,9 @@ def _read_folder(folder: Path, names: Sequence[str], feature: str) -> tuple[np.n
             if level == "utt" and arr.ndim == 2 and arr.shape[0] == 1:
                 arr = arr[0]
             expected = f"({dim},)" if level == "utt" else f"(T, {dim})"
-            if (level == "utt" and arr.shape != (dim,)) or (level == "frame" and (arr.ndim != 2 or arr.shape[1] != dim)):
+            if (level == "utt" and arr.shape != (dim,)) or (
+                level == "frame" and (arr.ndim != 2 or arr.shape[1] != dim)
+            ):
                 raise DataError(f"{path}: shape {arr.shape}, expected {expected} like the other files of {feature}")
             if not np.issubdtype(arr.dtype, np.number):
                 raise DataError(f"{path}: dtype {arr.dtype} is not numeric")
@@ -156,8 +158,18 @@ def load_feature(
     digest = content_hash(values, offsets)
     level = "utt" if offsets is None else "frame"
     if entry is not None:
-        _write_cache(entry, values, offsets, {"level": level, "dim": int(values.shape[1]), "n": len(names),
-                                               "content_hash": digest, "folder": str(folder.resolve())})
+        _write_cache(
+            entry,
+            values,
+            offsets,
+            {
+                "level": level,
+                "dim": int(values.shape[1]),
+                "n": len(names),
+                "content_hash": digest,
+                "folder": str(folder.resolve()),
+            },
+        )
     return FeatureBlock(feature, modality, level, values, offsets), digest
 
 

@@ -48,7 +48,7 @@ class Folds:
 
 def _hash(names: np.ndarray, fold: np.ndarray) -> str:
     h = hashlib.sha1()
-    for name, k in zip(names, fold):
+    for name, k in zip(names, fold, strict=False):
         h.update(f"{name}\t{k}\n".encode())
     return h.hexdigest()[:16]
 
@@ -98,7 +98,9 @@ def load_or_make_folds(dataset: Dataset, workdir: Path, n_folds: int = 5, seed: 
             )
         k = int(table["fold"].max()) + 1
         if k != n_folds:
-            raise DataError(f"{path}: folds file has {k} folds but cv.folds is {n_folds}; delete it or use another --workdir")
+            raise DataError(
+                f"{path}: folds file has {k} folds but cv.folds is {n_folds}; delete it or use another --workdir"
+            )
         rows = index[table["name"]].to_numpy(np.int64)
         fold = table["fold"].to_numpy(np.int64)
         return Folds(rows, fold, k, _hash(table["name"].to_numpy(), fold))
@@ -106,7 +108,13 @@ def load_or_make_folds(dataset: Dataset, workdir: Path, n_folds: int = 5, seed: 
     workdir.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame({"name": dataset.names[folds.rows], "fold": folds.fold})
     atomic_write_text(path, frame.to_csv(index=False))
-    meta = {"hash": folds.hash, "n_folds": n_folds, "seed": seed, "grouped": dataset.groups is not None,
-            "stratified_on": dataset.task.targets[0].name, "n_rows": int(len(folds.rows))}
+    meta = {
+        "hash": folds.hash,
+        "n_folds": n_folds,
+        "seed": seed,
+        "grouped": dataset.groups is not None,
+        "stratified_on": dataset.task.targets[0].name,
+        "n_rows": int(len(folds.rows)),
+    }
     atomic_write_text(meta_path, json.dumps(meta, indent=1))
     return folds

@@ -15,9 +15,10 @@ def dataset_problems(ds: Dataset, folds: Folds | None = None) -> list[str]:
     problems = []
     rows = ds.labelled_rows
     for target in ds.task.targets:
-        counts = np.bincount(ds.labels[target.name][rows][ds.labels[target.name][rows] >= 0],
-                             minlength=target.n_classes)
-        for cls, n in zip(target.classes, counts):
+        counts = np.bincount(
+            ds.labels[target.name][rows][ds.labels[target.name][rows] >= 0], minlength=target.n_classes
+        )
+        for cls, n in zip(target.classes, counts, strict=False):
             if n == 0:
                 problems.append(f"target {target.name}: class {cls!r} has no labelled row")
             elif folds is not None and n < folds.n_folds:
@@ -36,12 +37,14 @@ def summarise(ds: Dataset, folds: Folds | None = None) -> str:
     """Rows per split, class counts per target, features with dims and level."""
     lines = [f"task {ds.task.name}  •  data {ds.root}  •  fingerprint {ds.fingerprint}"]
     counts = {s: int((ds.split == s).sum()) for s in SPLITS}
-    lines.append("rows: " + ", ".join(f"{s} {n}" for s, n in counts.items()) + f"  (labelled for CV: {len(ds.labelled_rows)})")
+    lines.append(
+        "rows: " + ", ".join(f"{s} {n}" for s, n in counts.items()) + f"  (labelled for CV: {len(ds.labelled_rows)})"
+    )
     rows = ds.labelled_rows
     for target in ds.task.targets:
         y = ds.labels[target.name][rows]
         c = np.bincount(y[y >= 0], minlength=target.n_classes)
-        parts = ", ".join(f"{cls} {n}" for cls, n in zip(target.classes, c))
+        parts = ", ".join(f"{cls} {n}" for cls, n in zip(target.classes, c, strict=False))
         unknown = int((y < 0).sum())
         extra = f", unknown {unknown}" if unknown else ""
         lines.append(f"target {target.name} [{target.metric}]: {parts}{extra}")
