@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_ensemble.errors import DataError
+from mer_ensemble.tasks import MEIJU_EMOTIONS, MEIJU_INTENTS, MER2024_CLASSES
 
 __all__ = [
     "DEFAULT_DIMS",
@@ -111,22 +112,10 @@ class _TargetDesign:
     interaction: tuple[str, str] | None = None
 
 
-MER2024_CLASSES = ("neutral", "angry", "happy", "sad", "worried", "surprise")
 MER2024_PRIORS = (0.28, 0.18, 0.22, 0.14, 0.12, 0.06)
 MER2024_VALENCE = {"neutral": 0.0, "angry": -2.8, "happy": 2.8, "sad": -3.2, "worried": -1.8, "surprise": 1.2}
 
-MEIJU_EMOTIONS = ("happy", "surprise", "sad", "disgust", "anger", "fear", "neutral")
 MEIJU_EMOTION_PRIORS = (0.20, 0.08, 0.12, 0.05, 0.12, 0.05, 0.38)
-MEIJU_INTENTS = (
-    "questioning",
-    "agreeing",
-    "acknowledging",
-    "encouraging",
-    "consoling",
-    "suggesting",
-    "wishing",
-    "neutral",
-)
 MEIJU_INTENT_BASE = (0.18, 0.10, 0.14, 0.08, 0.07, 0.10, 0.05, 0.28)
 #: Emotion -> intent affinities that multiply the base intent prior (then renormalised).
 MEIJU_AFFINITY: dict[str, dict[str, float]] = {
