@@ -150,3 +150,36 @@ def test_one_line_errors(tmp_path: Path, generic_config: Path):
     assert result.exit_code == 1 and "unknown key 'cv.foldz'" in result.output
     result = invoke("leaderboard", "--workdir", tmp_path / "nothing")
     assert result.exit_code == 1 and "no stored runs" in result.output
+
+
+def test_meiju_end_to_end_with_frame_features(tmp_path: Path):
+    """MEIJU layout: frame-level features, emotion + intent, submission.csv + zip that scores."""
+    data = tmp_path / "data"
+    result = invoke("demo-data", data, "--layout", "meiju", "--n-train", 120, "--n-pool", 60, "--n-test", 40,
+                    "--dims", "audio=16,text=12,video=8")
+    assert result.exit_code == 0, result.output
+    cfg = yaml.safe_load((REPO / "configs" / "demo-meiju.yaml").read_text())
+    cfg["data"]["root"] = str(data)
+    cfg["truth"] = {"test": str(data / "truth.csv")}
+    cfg["cv"] = {"folds": 3}
+    cfg["train"] = {"jobs": 1}
+    cfg["models"] = [{"name": "linear", "id": "lin"},
+                     {"name": "attention_fusion", "id": "attn", "params": {"epochs": 3}}]
+    cfg["blend"] = {"optuna_trials": 10, "methods": ["best", "mean", "optuna"]}
+    config = tmp_path / "meiju.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    wd = tmp_path / "wd"
+    result = invoke("train-all", "-c", config, "--workdir", wd)
+    assert result.exit_code == 0, result.output
+    assert "emotion weighted_f1" in result.output and "intent weighted_f1" in result.output
+    out = tmp_path / "sub" / "submission.csv"
+    result = invoke("blend", "-c", config, "--workdir", wd, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().splitlines()[0] == "filename,emo_pred,int_pred"
+    import zipfile
+
+    with zipfile.ZipFile(out.with_suffix(".zip")) as zf:
+        assert zf.namelist() == ["submission.csv"]
+    result = invoke("score", out, "--truth", data / "truth.csv", "-c", config)
+    assert result.exit_code == 0, result.output
+    assert "emotion:" in result.output and "intent:" in result.output and "combined:" in result.output
