@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mer_ensemble import __version__
 from mer_ensemble.config import Config, ModelSpec
 from mer_ensemble.data.dataset import Dataset
 from mer_ensemble.data.folds import Folds, load_or_make_folds
@@ -96,7 +97,7 @@ def plan_runs(
         seeds = spec.seeds or cfg.cv.seeds
         key = spec.run_id + key_suffix
         digest = spec_hash(spec.name, spec.params, features, targets, folds.hash, ds.fingerprint, pseudo_digest,
-                           cfg.data.max_frames)
+                           cfg.data.max_frames, __version__)
         folder = workdir / "jobs" / key / digest
         jobs = [
             JobSpec(
