@@ -47,6 +47,8 @@ class TargetBlend:
     test_proba: np.ndarray
     oof_nested_proba: np.ndarray | None = None
     y: np.ndarray | None = None
+    #: method -> ``(n_test, C)`` test probabilities of that method fitted on all OOF rows
+    test_by_method: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -176,15 +178,16 @@ def blend_runs(
         best = (
             max(scored, key=lambda m: m.nested) if choose == "auto" else next(m for m in scored if m.method == choose)
         )
-        chosen_blender = finals[best.method]
+        test_by_method = {name: final.predict_proba(test) for name, final in finals.items()}
         result.targets[target] = TargetBlend(
             target=target,
             runs=[r.key for r in runs],
             methods=scored,
             chosen=best.method,
-            test_proba=chosen_blender.predict_proba(test),
+            test_proba=test_by_method[best.method],
             oof_nested_proba=nested_probas[best.method],
             y=y,
+            test_by_method=test_by_method,
         )
     chosen = {t: next(m for m in b.methods if m.method == b.chosen) for t, b in result.targets.items()}
     result.combined_nested = ds.task.combined({t: m.nested for t, m in chosen.items()})

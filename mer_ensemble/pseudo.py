@@ -179,14 +179,16 @@ def make_pseudo_file(
     return path, info
 
 
-def _precision(truth: dict[str, dict[str, str]], ds: Dataset, rows: np.ndarray, stacked: np.ndarray,
+def _precision(truth: dict[str, np.ndarray], ds: Dataset, rows: np.ndarray, stacked: np.ndarray,
                target: str) -> dict[str, float | None]:
-    """Per-class precision of pseudo-labels over all folds' selections (rows with a known truth only)."""
+    """Per-class precision of pseudo-labels over all folds' selections (rows with a known truth only).
+
+    ``truth[target]`` ``(n_rows,)``: the true class index of every dataset row, -1 where unknown.
+    """
     if target not in truth:
         return {}
     classes = ds.task.target(target).classes
-    lookup = truth[target]
-    true = np.array([classes.index(lookup[n]) if lookup.get(n) in classes else -1 for n in ds.names[rows]])
+    true = truth[target][rows]
     out: dict[str, float | None] = {}
     hits = total = 0
     for i, c in enumerate(classes):
@@ -200,18 +202,23 @@ def _precision(truth: dict[str, dict[str, str]], ds: Dataset, rows: np.ndarray, 
     return out
 
 
-def _read_truth(cfg: Config, ds: Dataset) -> dict[str, dict[str, str]]:
-    """Truth labels of pool rows (scoring only), from ``truth.unlabeled`` when the config names it."""
-    import pandas as pd
+def _read_truth(cfg: Config, ds: Dataset) -> dict[str, np.ndarray]:
+    """Truth of the pool rows (scoring only) from ``truth.unlabeled``: ``{target: (n_rows,) class or -1}``."""
+    from mer_ensemble.submission import read_truth
 
     path = cfg.truth.get("unlabeled") or cfg.truth.get("pool")
     if not path:
         return {}
-    frame = pd.read_csv(cfg.resolve_path(path), dtype=str, keep_default_na=False)
-    name_col = next((c for c in ("name", "filename", "FileName") if c in frame.columns), None)
-    if name_col is None:
-        raise DataError(f"{path}: truth file needs a name column")
-    return {t: dict(zip(frame[name_col], frame[t], strict=False)) for t in ds.task.target_names if t in frame.columns}
+    labels, names = read_truth(cfg.resolve_path(path), ds.task, split="unlabeled")
+    position = {n: i for i, n in enumerate(ds.names)}
+    rows = np.array([position.get(n, -1) for n in names])
+    known = rows >= 0
+    out = {}
+    for target, values in labels.items():
+        full = np.full(ds.n_rows, -1, dtype=np.int64)
+        full[rows[known]] = values[known]
+        out[target] = full
+    return out
 
 
 def _cv_of_runs(ds: Dataset, records: list[RunRecord]) -> tuple[float, dict[str, float]]:
@@ -237,6 +244,8 @@ def run_pseudo_rounds(cfg: Config, ds: Dataset, workdir: Path, *, rounds: int | 
 
     p = cfg.pseudo
     rounds = rounds or p.rounds
+    if len(ds.pool_rows) == 0 and not p.use_test:
+        raise DataError("pseudo-labelling needs an unlabelled pool; the data has none (add a pool list)")
     source_ids = p.runs or [m.run_id for m in cfg.models]
     retrain_ids = p.retrain or source_ids
     select_specs(cfg, source_ids)

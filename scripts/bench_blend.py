@@ -197,7 +197,6 @@ def real(args: argparse.Namespace) -> None:
     from mer_ensemble.blend import blend_runs
     from mer_ensemble.config import load_config
     from mer_ensemble.data import load_dataset
-    from mer_ensemble.ensemble import make_blender
     from mer_ensemble.store import load_runs
     from mer_ensemble.submission import read_truth
 
@@ -218,19 +217,9 @@ def real(args: argparse.Namespace) -> None:
         rows = []
         test_by_method: dict[str, dict[str, float]] = {}
         for target, tb in result.targets.items():
-            runs = [r for r in records if r.key in tb.runs]
-            y = ds.labels[target][runs[0].rows]
-            known = y >= 0
-            oof = np.stack([r.oof[target][known] for r in runs])
-            test = np.stack([r.test[target] for r in runs])
             spec = ds.task.target(target)
             for m in tb.methods:
-                params = {"greedy": {"steps": cfg.blend.greedy_steps},
-                          "optuna": {"n_trials": cfg.blend.optuna_trials, "seed": cfg.blend.seed},
-                          "stacking": {"meta": cfg.blend.stacking_meta, "seed": cfg.blend.seed}}.get(m.method, {})
-                blender = make_blender(m.method, **params).fit(oof, y[known], folds=runs[0].fold[known],
-                                                               score_fn=spec.score)
-                score = spec.score(truth[target][idx], blender.predict(test))
+                score = spec.score(truth[target][idx], tb.test_by_method[m.method].argmax(1))
                 test_by_method.setdefault(m.method, {})[target] = score
                 rows.append([target, m.method, f"{m.in_sample:.4f}", f"{m.nested:.4f}", f"{score:.4f}",
                              "◀" if m.method == tb.chosen else ""])

@@ -81,13 +81,16 @@ def blend_cli(
 
     from mer_ensemble.blend import blend_runs
     from mer_ensemble.data import load_dataset
+    from mer_ensemble.errors import StoreError
     from mer_ensemble.io import atomic_write_json
     from mer_ensemble.store import load_runs
     from mer_ensemble.submission import write_submission
 
     cfg, wd = load(config, set_, workdir)
-    ds = load_dataset(cfg, wd)
     records = load_runs(wd)
+    if not records:
+        raise StoreError(f"no stored runs in {wd / 'store'}; run mer-ensemble train-all first")
+    ds = load_dataset(cfg, wd)
     result = blend_runs(cfg, ds, records, wd, choose=method)
     typer.echo(render_blend_table(result))
     chosen = {t: tb.chosen for t, tb in result.targets.items()}
@@ -145,33 +148,20 @@ def validate_submission_cli(
     workdir: Path | None = WorkdirOpt,
 ) -> None:
     """Check a submission CSV against the config's task format and test set."""
-    from mer_ensemble.data.load import load_table
     from mer_ensemble.submission import validate_submission
-    from mer_ensemble.tasks import resolve_task
 
     cfg, _ = load(config, set_, workdir)
-    task, test_names = _task_and_test_names(cfg, load_table, resolve_task)
+    task, test_names = _task_and_test_names(cfg)
     frame = validate_submission(file, task, test_names)
     typer.echo(f"ok: {file} is a valid {task.name} submission ({len(frame)} rows)")
 
 
-def _task_and_test_names(cfg, load_table, resolve_task):  # noqa: ANN001, ANN202
-    from mer_ensemble.data.load import config_targets
-    from mer_ensemble.tasks import PRESETS
+def _task_and_test_names(cfg):  # noqa: ANN001, ANN202 - Config -> (TaskSpec, list[str])
+    """The config's task and its test names, from the label files alone (no features read)."""
+    from mer_ensemble.data.load import load_table, resolve_config_task
 
     table = load_table(cfg)
-    targets = config_targets(cfg)
-    labelled = table[table["split"].isin(["train", "dev"])]
-    observed = {t: sorted({v for v in labelled[t] if isinstance(v, str)}) for t in targets}
-    task = resolve_task(
-        cfg.task,
-        targets=targets if PRESETS[cfg.task].targets is None else None,
-        classes=cfg.data.classes,
-        observed=observed,
-        metric=cfg.scoring.metric,
-        combine=cfg.scoring.combine,
-    )
-    return task, table.loc[table["split"] == "test", "name"].tolist()
+    return resolve_config_task(cfg, table), table.loc[table["split"] == "test", "name"].tolist()
 
 
 @app.command("score")
@@ -184,12 +174,10 @@ def score_cli(
     workdir: Path | None = WorkdirOpt,
 ) -> None:
     """Score a submission against a truth file (never used by training)."""
-    from mer_ensemble.data.load import load_table
     from mer_ensemble.submission import score_submission, validate_submission
-    from mer_ensemble.tasks import resolve_task
 
     cfg, _ = load(config, set_, workdir)
-    task, test_names = _task_and_test_names(cfg, load_table, resolve_task)
+    task, test_names = _task_and_test_names(cfg)
     validate_submission(file, task, test_names)
     scores = score_submission(file, truth, task)
     for key, value in scores.items():

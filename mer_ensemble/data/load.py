@@ -13,9 +13,9 @@ from mer_ensemble.data.dataset import Dataset, FeatureBlock
 from mer_ensemble.data.features import load_feature
 from mer_ensemble.data.layouts import read_layout
 from mer_ensemble.errors import DataError
-from mer_ensemble.tasks import PRESETS, resolve_task
+from mer_ensemble.tasks import PRESETS, TaskSpec, resolve_task
 
-__all__ = ["load_dataset", "load_table", "config_targets"]
+__all__ = ["config_targets", "load_dataset", "load_table", "resolve_config_task"]
 
 _LAYOUT_DEFAULT_TARGETS = {"mer2024": ["discrete"], "meiju": ["emotion", "intent"]}
 
@@ -64,6 +64,25 @@ def _encode(table: pd.DataFrame, target: str, classes: tuple[str, ...], root: Pa
     return out
 
 
+def resolve_config_task(cfg: Config, table: pd.DataFrame) -> TaskSpec:
+    """The config's task, with ``generic`` classes taken from the labelled rows of ``table``."""
+    targets = config_targets(cfg)
+    labelled = table[table["split"].isin(["train", "dev"])]
+    observed = {t: sorted({v for v in labelled[t] if isinstance(v, str)}) for t in targets}
+    for t in targets:
+        if not observed[t] and t not in cfg.data.classes:
+            root = cfg.resolve_path(cfg.data.root)
+            raise DataError(f"{root}: target {t!r} has no known label in the train/dev rows")
+    return resolve_task(
+        cfg.task,
+        targets=targets if PRESETS[cfg.task].targets is None else None,
+        classes=cfg.data.classes,
+        observed=observed,
+        metric=cfg.scoring.metric,
+        combine=cfg.scoring.combine,
+    )
+
+
 def load_dataset(cfg: Config, workdir: Path | None = None, *, use_cache: bool = True) -> Dataset:
     """Read labels and every configured feature; validate; fingerprint.
 
@@ -72,20 +91,7 @@ def load_dataset(cfg: Config, workdir: Path | None = None, *, use_cache: bool = 
     """
     root = cfg.resolve_path(cfg.data.root)
     table = load_table(cfg)
-    targets = config_targets(cfg)
-    labelled = table[table["split"].isin(["train", "dev"])]
-    observed = {t: sorted({v for v in labelled[t] if isinstance(v, str)}) for t in targets}
-    for t in targets:
-        if not observed[t] and t not in cfg.data.classes:
-            raise DataError(f"{root}: target {t!r} has no known label in the train/dev rows")
-    task = resolve_task(
-        cfg.task,
-        targets=targets if PRESETS[cfg.task].targets is None else None,
-        classes=cfg.data.classes,
-        observed=observed,
-        metric=cfg.scoring.metric,
-        combine=cfg.scoring.combine,
-    )
+    task = resolve_config_task(cfg, table)
     labels = {t.name: _encode(table, t.name, t.classes, root) for t in task.targets}
     names = table["name"].to_numpy(dtype=object)
     feature_root = cfg.resolve_path(cfg.data.feature_root) if cfg.data.feature_root else root / "features"

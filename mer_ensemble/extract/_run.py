@@ -9,8 +9,7 @@ checkpoint, a bad option or an unreadable input listing stops it with :class:`Ex
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +44,7 @@ from mer_ensemble.extract._store import (
     write_errors,
     write_manifest,
 )
+from mer_ensemble.progress import progress_bar
 
 __all__ = ["ExtractReport", "extract_features"]
 
@@ -202,7 +202,7 @@ def _extract_items(
 ) -> tuple[int, int | None, list[tuple[str, str, str]]]:
     """Run ``todo`` window by window; returns (written, feature dim, failures)."""
     n_written, dim, failures = 0, None, []
-    with _progress_bar(progress, len(todo), f"{extractor.modality} → {out.name}") as advance:
+    with progress_bar(len(todo), f"{extractor.modality} → {out.name}", enabled=progress) as advance:
         for start in range(0, len(todo), extractor.window_items):
             window = todo[start : start + extractor.window_items]
             written, window_dim, window_failures = _run_window(extractor, window, out, options)
@@ -402,33 +402,3 @@ def _manifest_head(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": {"mer_ensemble": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
     }
-
-
-@contextmanager
-def _progress_bar(enabled: bool, total: int, description: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr (count, elapsed, time left), or a no-op when disabled."""
-    if not enabled:
-        yield lambda _n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("elapsed"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
