@@ -12,15 +12,9 @@ from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load
 
 def _weights_text(desc: dict, limit: int = 4) -> str:
     runs = desc.get("runs", [])
-    weights = desc.get("weights") or (desc.get("blender_inner") or {}).get("weights")
+    weights = desc.get("weights")
     if not weights:
-        return (
-            "meta-model"
-            if desc.get("blender") == "stacking"
-            else "equal votes"
-            if desc.get("blender") == "vote"
-            else "—"
-        )
+        return {"stacking": "meta-model", "vote": "equal votes"}.get(desc.get("blender"), "—")
     pairs = sorted(zip(runs, weights, strict=False), key=lambda p: -p[1])
     shown = [f"{r} {w:.2f}" for r, w in pairs if w > 0][:limit]
     rest = sum(1 for _, w in pairs if w > 0) - len(shown)
