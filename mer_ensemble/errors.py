@@ -1,7 +1,10 @@
 """One exception root for everything the toolkit reports to a user.
 
-The CLI turns any :class:`MerError` into a single line on stderr and a non-zero
-exit; the traceback is shown only when ``MER_DEBUG=1`` is set.
+Every error raised on bad input (a config, a data file, a model parameter, a
+stored record, a submission, a cluster address...) is a subclass of
+:class:`MerError`. The CLI turns a :class:`MerError` (and an ``OSError``) into a
+single line on stderr and a non-zero exit; any other exception is a bug and keeps
+its traceback. ``MER_DEBUG=1`` shows the traceback of a :class:`MerError` too.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ __all__ = [
     "SubmissionError",
     "ModelError",
     "ExtractError",
+    "MetricError",
+    "TuneError",
+    "ClusterError",
 ]
 
 
@@ -48,3 +54,15 @@ class ModelError(MerError):
 
 class ExtractError(MerError):
     """Feature extraction failed (missing checkpoint, wrong modality, bad media)."""
+
+
+class MetricError(MerError, ValueError):
+    """A metric, average or combination rule is unknown, or labels and predictions disagree in shape."""
+
+
+class TuneError(MerError):
+    """A search space, storage URL or study cannot be used for tuning."""
+
+
+class ClusterError(MerError):
+    """The Dask scheduler cannot be reached, lacks suitable workers, or a job failed there."""

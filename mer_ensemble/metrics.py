@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from mer_ensemble.errors import MetricError
+
 __all__ = [
     "METRICS",
     "accuracy",
@@ -27,7 +29,7 @@ def _known(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarr
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}")
+        raise MetricError(f"y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}")
     keep = y_true >= 0
     return y_true[keep].astype(np.int64), y_pred[keep].astype(np.int64)
 
@@ -66,7 +68,7 @@ def f1_score(
         return float(f1[present].mean()) if present.any() else 0.0
     if average == "weighted":
         return float((f1 * support).sum() / support.sum()) if support.sum() else 0.0
-    raise ValueError(f"unknown average {average!r}; expected one of weighted, macro, micro")
+    raise MetricError(f"unknown average {average!r}; expected one of weighted, macro, micro")
 
 
 def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -103,7 +105,7 @@ def get_metric(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
     try:
         return METRICS[name]
     except KeyError:
-        raise KeyError(f"unknown metric {name!r}; expected one of {', '.join(METRICS)}") from None
+        raise MetricError(f"unknown metric {name!r}; expected one of {', '.join(METRICS)}") from None
 
 
 def joint_score(emotion: float, intent: float) -> float:
@@ -120,7 +122,7 @@ def combine_scores(scores: Mapping[str, float] | Sequence[float], how: str = "jo
     """
     values = list(scores.values()) if isinstance(scores, Mapping) else list(scores)
     if not values:
-        raise ValueError("no scores to combine")
+        raise MetricError("no scores to combine")
     if len(values) == 1:
         return float(values[0])
     if how == "mean":
@@ -129,4 +131,4 @@ def combine_scores(scores: Mapping[str, float] | Sequence[float], how: str = "jo
         if any(v <= 0 for v in values):
             return 0.0
         return float(len(values) / sum(1.0 / v for v in values))
-    raise ValueError(f"unknown combine {how!r}; expected joint or mean")
+    raise MetricError(f"unknown combine {how!r}; expected joint or mean")

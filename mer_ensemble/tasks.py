@@ -71,7 +71,7 @@ class TaskSpec:
         for t in self.targets:
             if t.name == name:
                 return t
-        raise KeyError(f"unknown target {name!r}; this task has {', '.join(self.target_names)}")
+        raise ConfigError(f"unknown target {name!r}; this task has {', '.join(self.target_names)}")
 
     def combined(self, scores: Mapping[str, float]) -> float:
         return combine_scores([scores[t.name] for t in self.targets], self.combine)

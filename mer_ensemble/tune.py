@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mer_ensemble.config import Config, ModelSpec
-from mer_ensemble.errors import ConfigError, MerError, ModelError
+from mer_ensemble.errors import ConfigError, ModelError, TuneError
 
 if TYPE_CHECKING:
     import optuna
@@ -81,10 +81,6 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 _KINDS = ("int", "float", "categorical")
-
-
-class TuneError(MerError):
-    """A search space, storage URL or study cannot be used for tuning."""
 
 
 @dataclass

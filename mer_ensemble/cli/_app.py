@@ -22,7 +22,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly_errors(func: F) -> F:
-    """Print a known error as one line on stderr and exit 1 (traceback with MER_DEBUG=1)."""
+    """Print a known error as one line on stderr and exit 1 (traceback with MER_DEBUG=1).
+
+    Known errors are the project's own (:class:`~mer_ensemble.errors.MerError`) and
+    ``OSError`` (a missing file, no permission, a read-only or full disk), which is
+    reported with the path it concerns. Anything else is a bug and keeps its traceback.
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -30,16 +35,22 @@ def friendly_errors(func: F) -> F:
 
         try:
             return func(*args, **kwargs)
-        except (MerError, FileNotFoundError, KeyError, ValueError) as exc:
+        except (MerError, OSError) as exc:
             if os.environ.get("MER_DEBUG"):
                 raise
-            msg = str(exc).strip().replace("\n", " ") or exc.__class__.__name__
-            if isinstance(exc, KeyError) and msg.startswith(("'", '"')):
-                msg = msg[1:-1]
-            typer.echo(f"error: {msg}", err=True)
+            typer.echo(f"error: {error_line(exc)}", err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def error_line(exc: BaseException) -> str:
+    """One line describing ``exc``: an ``OSError`` as ``<path>: <reason>``, anything else by its message."""
+    if isinstance(exc, OSError) and (exc.filename or exc.strerror):
+        reason = exc.strerror or type(exc).__name__
+        paths = [str(p) for p in (exc.filename, exc.filename2) if p]
+        return f"{' -> '.join(paths)}: {reason}" if paths else reason
+    return str(exc).strip().replace("\n", " ") or type(exc).__name__
 
 
 def _version(value: bool) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from mer_ensemble.errors import ExtractError
+
 __all__ = ["TINY_CHECKPOINTS", "save_tiny_checkpoint"]
 
 HIDDEN = 32
@@ -137,7 +139,7 @@ def save_tiny_checkpoint(kind: str, folder: str | Path, layers: int = 4, seed: i
     import torch
 
     if kind not in TINY_CHECKPOINTS:
-        raise KeyError(f"unknown tiny checkpoint {kind!r}; expected one of {', '.join(TINY_CHECKPOINTS)}")
+        raise ExtractError(f"unknown tiny checkpoint {kind!r}; expected one of {', '.join(TINY_CHECKPOINTS)}")
     from transformers.utils import logging as hf_logging
 
     folder = Path(folder)

@@ -22,17 +22,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mer_ensemble.errors import ConfigError, MerError
+from mer_ensemble.errors import ClusterError, ConfigError
 from mer_ensemble.training.jobs import JobSpec, run_job
 
 __all__ = ["ClusterError", "absolute_paths", "job_key", "job_resources", "run_on_dask"]
 
 #: families that use a GPU when asked for CUDA, besides the torch models
 _GPU_FAMILIES = frozenset({"xgboost"})
-
-
-class ClusterError(MerError):
-    """The Dask scheduler cannot be reached, lacks suitable workers, or a job failed there."""
 
 
 def job_resources(job: JobSpec) -> dict[str, float] | None:
