@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mer_ensemble.data.folds import Folds
 
 __all__ = [
-    "DEFAULT_SPACES",
+    "default_spaces",
     "TuneError",
     "TuneResult",
     "check_space",
@@ -48,37 +48,15 @@ __all__ = [
     "write_tuned_config",
 ]
 
-#: Default search space per model family: parameter -> distribution.
-#: ``type`` is ``int``, ``float`` or ``categorical``; ``log`` samples on a log scale.
-DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
-    "linear": {
-        "C": {"type": "float", "low": 1e-3, "high": 1e2, "log": True},
-    },
-    "mlp": {
-        "hidden": {"type": "categorical", "choices": [64, 128, 256, 512]},
-        "layers": {"type": "int", "low": 1, "high": 3},
-        "dropout": {"type": "float", "low": 0.0, "high": 0.6},
-        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-        "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
-    },
-    "attention_fusion": {
-        "hidden": {"type": "categorical", "choices": [64, 128, 256]},
-        "dropout": {"type": "float", "low": 0.0, "high": 0.6},
-        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-    },
-    "audio_text_fusion": {
-        "hidden": {"type": "categorical", "choices": [64, 128, 256]},
-        "dropout": {"type": "float", "low": 0.0, "high": 0.6},
-        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-    },
-    "xgboost": {
-        "max_depth": {"type": "int", "low": 2, "high": 10},
-        "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
-        "n_estimators": {"type": "int", "low": 100, "high": 1000, "step": 50},
-        "subsample": {"type": "float", "low": 0.5, "high": 1.0},
-        "colsample_bytree": {"type": "float", "low": 0.3, "high": 1.0},
-    },
-}
+def default_spaces() -> dict[str, dict[str, dict[str, Any]]]:
+    """The default search space of every registered family that has one (the family's
+    ``search_space`` attribute): family -> parameter -> distribution. ``type`` is ``int``,
+    ``float`` or ``categorical``; ``log`` samples on a log scale."""
+    from mer_ensemble.models import get_model_class, list_models
+
+    return {name: dict(get_model_class(name).search_space) for name in list_models()
+            if get_model_class(name).search_space}
+
 
 _KINDS = ("int", "float", "categorical")
 
@@ -109,13 +87,14 @@ class TuneResult:
 
 def search_space(family: str, override: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """The search space of ``family``: ``override`` when given, else the default (validated)."""
+    defaults = default_spaces()
     if override is not None:
         space = dict(override)
-    elif family in DEFAULT_SPACES:
-        space = DEFAULT_SPACES[family]
+    elif family in defaults:
+        space = defaults[family]
     else:
         raise TuneError(f"model family {family!r} has no default search space (defaults exist for "
-                        f"{', '.join(DEFAULT_SPACES)}); pass one with --space FILE.yaml")
+                        f"{', '.join(defaults)}); pass one with --space FILE.yaml")
     return check_space(family, space)
 
 

@@ -1,6 +1,6 @@
 """Training benchmarks, printed as tables (results go to docs/benchmarks.md).
 
-Part ``trainer`` (issue 3): throughput in samples/s of :class:`mer_ensemble.training.trainer.Trainer`
+Part ``trainer`` (issue 3): throughput in samples/s of :class:`mer_ensemble.nn.trainer.Trainer`
 against, on the same network and data in the same run,
 
 * ``hand-written``: the shortest correct torch loop (tensors on the device, randperm, index,
@@ -61,7 +61,7 @@ def build_net(dims: Sequence[int], hidden: int, n_classes: int, seed: int) -> An
     """The MER2024 baseline attention fusion over ``len(dims)`` utterance-level modalities."""
     import torch
 
-    from mer_ensemble.models._blocks import AttentionFusionNet
+    from mer_ensemble.models.nets.attention_fusion import AttentionFusionNet
 
     torch.manual_seed(seed)
     modalities = [(f"m{i}", d, "utt") for i, d in enumerate(dims)]
@@ -70,7 +70,7 @@ def build_net(dims: Sequence[int], hidden: int, n_classes: int, seed: int) -> An
 
 def run_trainer(net: Any, features: dict, labels: np.ndarray, epochs: int, args: argparse.Namespace) -> None:
     """mer-ensemble's Trainer, no validation rows (fixed number of epochs)."""
-    from mer_ensemble.training.trainer import Trainer
+    from mer_ensemble.nn import Trainer
 
     trainer = Trainer(
         lr=1e-3,
@@ -92,7 +92,7 @@ def run_handwritten(
     import torch
     import torch.nn.functional as F
 
-    from mer_ensemble.training.device import resolve_device
+    from mer_ensemble.nn import resolve_device
 
     device = resolve_device(args.device)
     net.to(device).train()
@@ -118,7 +118,7 @@ def run_dataloader(net: Any, features: dict, labels: np.ndarray, epochs: int, ar
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Dataset
 
-    from mer_ensemble.training.device import resolve_device
+    from mer_ensemble.nn import resolve_device
 
     names = list(features)
 
@@ -195,7 +195,7 @@ def bench_trainer(args: argparse.Namespace) -> None:
     """Trainer throughput vs a hand-written loop and a per-sample DataLoader loop."""
     import torch
 
-    from mer_ensemble.training.device import resolve_device
+    from mer_ensemble.nn import resolve_device
 
     device = resolve_device(args.device)
     if args.clock is None:

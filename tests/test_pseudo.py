@@ -76,10 +76,9 @@ class Memorizer(MerModel):
     name = "memorizer"
     defaults = {}
 
-    def fit(self, X, y, X_val=None, y_val=None, *, score_fn=None, X_unlabeled=None):
-        self.x_ = np.asarray(next(iter(X.values())), dtype=np.float64)
-        self.y_ = {t: np.asarray(v) for t, v in y.items()}
-        return self
+    def _fit(self, data):
+        self.x_ = np.asarray(next(iter(data.X.values())), dtype=np.float64)
+        self.y_ = {t: np.asarray(v) for t, v in data.y.items()}
 
     def predict_proba(self, X):
         x = np.asarray(next(iter(X.values())), dtype=np.float64)

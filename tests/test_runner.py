@@ -26,10 +26,9 @@ class SeenProbe(MerModel):
     name = "seen_probe"
     defaults = {}
 
-    def fit(self, X, y, X_val=None, y_val=None, *, score_fn=None, X_unlabeled=None):
-        first = next(iter(X.values()))
+    def _fit(self, data):
+        first = next(iter(data.X.values()))
         self.seen_ = {row.tobytes() for row in np.asarray(first)}
-        return self
 
     def predict_proba(self, X):
         first = np.asarray(next(iter(X.values())))

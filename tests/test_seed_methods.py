@@ -16,16 +16,11 @@ from mer_ensemble.config import load_config
 from mer_ensemble.data import load_dataset, load_or_make_folds
 from mer_ensemble.errors import DataError, ModelError
 from mer_ensemble.models import create_model
-from mer_ensemble.models._blocks import (
-    AttentionFusionNet,
-    AudioTextFusionNet,
-    TrainingOptions,
-    aux_key,
-    cross_modal_mismatch,
-    rampup,
-    variant_key,
-)
-from mer_ensemble.models.fusion import AttentionFusionModel
+from mer_ensemble.models._inputs import variant_key
+from mer_ensemble.models.attention_fusion import AttentionFusionModel
+from mer_ensemble.models.nets.attention_fusion import AttentionFusionNet
+from mer_ensemble.models.nets.audio_text_fusion import AudioTextFusionNet
+from mer_ensemble.models.nets.seed_methods import TrainingOptions, aux_key, cross_modal_mismatch, rampup
 from mer_ensemble.training.runner import train_all
 from tests.conftest import write_config, write_generic
 from tests.test_models import DIMS, MODALITIES, TARGETS, make_data, rows
@@ -117,7 +112,7 @@ def test_auxiliary_heads_join_the_supervised_loss_in_training_only() -> None:
     aux.train()
     out = aux(x)
     assert set(out) == {"emotion", "intent", *(aux_key(t, m) for t in ("emotion", "intent") for m in ("audio", "text"))}
-    from mer_ensemble.training.trainer import supervised_loss
+    from mer_ensemble.nn import supervised_loss
 
     expected = (
         supervised_loss(out, labels)

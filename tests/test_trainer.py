@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mer_ensemble.errors import DataError, ModelError
-from mer_ensemble.training.device import amp_dtype, available_threads, resolve_device
-from mer_ensemble.training.trainer import (
+from mer_ensemble.nn import TrainingHooks
+from mer_ensemble.nn.device import amp_dtype, available_threads, resolve_device
+from mer_ensemble.nn.trainer import (
     Trainer,
     default_score,
     masked_cross_entropy,
@@ -154,6 +155,9 @@ class Hooked(TwoHeads):
         super().__init__()
         self.calls = {"loss": 0, "augment": 0, "unlabeled_loss": 0}
 
+    def training_hooks(self) -> TrainingHooks:
+        return TrainingHooks(loss=self.loss, augment=self.augment, unlabeled_loss=self.unlabeled_loss)
+
     def loss(self, outputs: dict, labels: dict, class_weights: dict) -> torch.Tensor:
         self.calls["loss"] += 1
         return masked_cross_entropy(outputs["emotion"], labels["emotion"])
@@ -220,7 +224,7 @@ def test_available_threads_follows_torch_limit() -> None:
 
 def test_mixed_precision_path_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """The autocast branch used on CUDA, exercised on the CPU with bfloat16."""
-    import mer_ensemble.training.trainer as trainer_module
+    import mer_ensemble.nn.trainer as trainer_module
 
     monkeypatch.setattr(trainer_module, "amp_dtype", lambda device: torch.bfloat16)
     X, y = make_rows(96)

@@ -16,9 +16,9 @@ from mer_ensemble.config import load_config
 from mer_ensemble.errors import ConfigError
 from mer_ensemble.models import list_models, model_defaults
 from mer_ensemble.tune import (
-    DEFAULT_SPACES,
     TuneError,
     check_space,
+    default_spaces,
     default_storage,
     open_storage,
     tune_model,
@@ -101,10 +101,10 @@ def test_write_tuned_config(experiment: Path, tmp_path: Path) -> None:
     assert [m.params for m in load_config(out).models] == [{}, {"C": 2.0}]
 
 
-@pytest.mark.parametrize("family", sorted(DEFAULT_SPACES))
+@pytest.mark.parametrize("family", sorted(default_spaces()))
 def test_default_spaces_name_real_parameters(family: str) -> None:
     assert family in list_models()
-    space = check_space(family, DEFAULT_SPACES[family])
+    space = check_space(family, default_spaces()[family])
     assert set(space) <= set(model_defaults(family))
 
 

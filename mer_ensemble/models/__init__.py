@@ -13,7 +13,7 @@ xgboost; those load the first time a model is fitted or loaded.
 from __future__ import annotations
 
 # the family modules register themselves on import
-from mer_ensemble.models import fusion, linear, mlp, xgb  # noqa: F401
+from mer_ensemble.models import attention_fusion, audio_text_fusion, linear, mlp, xgb  # noqa: F401
 from mer_ensemble.models._base import Inputs, Labels, MerModel, Probas, ScoreFn
 from mer_ensemble.models._registry import (
     create_model,

@@ -14,19 +14,43 @@ target name to an ``(n,)`` int64 array with ``-1`` where the label is unknown
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from mer_ensemble.errors import ModelError
+from mer_ensemble.errors import DataError, ModelError
+from mer_ensemble.models._common import check_labels
+from mer_ensemble.models._inputs import check_inputs
 
-__all__ = ["MerModel", "ScoreFn", "Inputs", "Labels", "Probas"]
+__all__ = ["FitData", "MerModel", "ScoreFn", "Inputs", "Labels", "Probas"]
 
 Inputs = Mapping[str, Any]
 Labels = Mapping[str, np.ndarray]
 Probas = dict[str, np.ndarray]
 ScoreFn = Callable[[Labels, Mapping[str, np.ndarray]], float]
+
+
+@dataclass
+class FitData:
+    """What :meth:`MerModel.fit` hands a family's ``_fit`` after checking it.
+
+    ``X`` the training inputs (``n`` rows) and ``y`` their labels per target, ``(n,)`` int64
+    in ``[-1, n_classes)``; ``X_val``/``y_val`` the validation rows (early stopping only) or
+    None; ``score_fn`` the early-stopping score (None: the family's default); ``X_unlabeled``
+    pool rows without labels (families with ``uses_unlabeled``); ``X_variants`` feature ->
+    noisy versions of that feature for the rows of ``X`` (families with ``uses_variants``).
+    """
+
+    X: Inputs
+    y: dict[str, np.ndarray]
+    n: int
+    X_val: Inputs | None = None
+    y_val: dict[str, np.ndarray] | None = None
+    score_fn: ScoreFn | None = None
+    X_unlabeled: Inputs | None = None
+    X_variants: Mapping[str, Sequence[Any]] | None = None
 
 
 class MerModel(ABC):
@@ -73,7 +97,12 @@ class MerModel(ABC):
         self.device = device
         self.params = {**self.defaults, **params}
 
-    @abstractmethod
+    #: Optuna search space of ``mer-ensemble tune``: parameter -> distribution
+    #: (``{"type": "int" | "float" | "categorical", "low", "high", "log", "step", "choices"}``)
+    search_space: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: True when the family runs on a GPU when asked for CUDA (cluster jobs then request one)
+    uses_gpu: ClassVar[bool] = False
+
     def fit(
         self,
         X: Inputs,
@@ -83,10 +112,27 @@ class MerModel(ABC):
         *,
         score_fn: ScoreFn | None = None,
         X_unlabeled: Inputs | None = None,
+        X_variants: Mapping[str, Sequence[Any]] | None = None,
     ) -> MerModel:
-        """Fit on ``X``/``y``; ``X_val``/``y_val`` only choose the stopping epoch
+        """Fit on ``X``/``y``; ``X_val``/``y_val`` only choose the stopping point
         (``score_fn(y_val, proba)`` higher is better). ``X_unlabeled`` rows carry no
-        labels (for semi-supervised losses). Returns ``self``."""
+        labels (for semi-supervised losses); ``X_variants`` are noisy versions of training
+        features (for noise-robust training). Checks the inputs and labels, then calls the
+        family's ``_fit``. Returns ``self``."""
+        n = check_inputs(X, self.feature_dims, self.name)
+        labels = check_labels(y, self.targets, n, self.name)
+        if (X_val is None) != (y_val is None):
+            raise DataError(f"model {self.name!r}: give X_val and y_val together")
+        val_labels = None
+        if X_val is not None:
+            n_val = check_inputs(X_val, self.feature_dims, self.name)
+            val_labels = check_labels(y_val, self.targets, n_val, self.name)
+        self._fit(FitData(X, labels, n, X_val, val_labels, score_fn, X_unlabeled, X_variants))
+        return self
+
+    @abstractmethod
+    def _fit(self, data: FitData) -> None:
+        """Learn from checked inputs (see :class:`FitData`) and set the fitted state."""
 
     @abstractmethod
     def predict_proba(self, X: Inputs) -> Probas:

@@ -17,6 +17,7 @@ from mer_ensemble.data.dataset import Frames
 from mer_ensemble.errors import DataError, ModelError
 
 __all__ = [
+    "VARIANT_MARK",
     "as_frames",
     "check_inputs",
     "coerce_levels",
@@ -26,12 +27,21 @@ __all__ = [
     "input_levels",
     "lengths_key",
     "pooled",
+    "variant_key",
 ]
+
+#: reserved input keys ``<input>@variant<j>``: a noisy variant of input ``<input>`` for the same rows
+VARIANT_MARK = "@variant"
 
 
 def lengths_key(name: str) -> str:
     """The input key holding the ``(n,)`` lengths of the sequence input ``name``."""
     return f"{name}:lengths"
+
+
+def variant_key(key: str, index: int) -> str:
+    """The reserved input key of noisy variant ``index`` of input ``key``."""
+    return f"{key}{VARIANT_MARK}{index}"
 
 
 def _shape_of(feature: str, value: Any) -> tuple[int, int]:

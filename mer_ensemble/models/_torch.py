@@ -6,12 +6,13 @@ A family subclasses :class:`TorchModel` and supplies three pieces:
   saved with the weights, so a loaded model is rebuilt without data;
 * ``_encode(X)``: the dict of input arrays its network reads (``(n, D)`` or ``(n, T, D)``
   with lengths under :func:`~mer_ensemble.models._inputs.lengths_key`);
-* ``_build_module(config)``: the ``torch.nn.Module`` (see :mod:`mer_ensemble.models._blocks`).
+* ``_build_module(config)``: the network, a :class:`mer_ensemble.nn.protocol.TrainableModule`
+  (see :mod:`mer_ensemble.models.nets`).
 
 Optionally ``_input_key(feature)`` (the input key a feature feeds), which lets ``fit`` take
 noisy variants of the training features (``X_variants``, families with ``uses_variants``).
 
-Training is delegated to :class:`mer_ensemble.training.trainer.Trainer`; the trainer
+Training is delegated to :class:`mer_ensemble.nn.trainer.Trainer`; the trainer
 hyper-parameters come from the family's params (``lr``, ``weight_decay``, ``optimizer``,
 ``batch_size``, ``epochs``, ``patience``, ``class_weight``).
 """
@@ -24,24 +25,24 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from mer_ensemble.errors import DataError, ModelError
-from mer_ensemble.models._base import Inputs, Labels, MerModel, Probas, ScoreFn
+from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
     atomic_save,
     check_choice,
     check_fitted,
-    check_labels,
     check_number,
     class_weights_for,
     from_payload,
     init_args,
 )
-from mer_ensemble.models._inputs import check_inputs, coerce_levels, input_levels, lengths_key
+from mer_ensemble.models._inputs import check_inputs, coerce_levels, input_levels, lengths_key, variant_key
+from mer_ensemble.nn.protocol import hooks_of
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from mer_ensemble.training.trainer import Trainer
+    from mer_ensemble.nn.trainer import Trainer
 
 __all__ = ["TRAINER_DEFAULTS", "TorchModel"]
 
@@ -64,7 +65,7 @@ class TorchModel(MerModel):
 
     Fitted state: ``module_`` (the network, on its device, eval mode), ``levels_``
     (feature -> ``"utt"``/``"frame"`` as seen at fit), ``config_`` (build values) and
-    ``fit_result_`` (:class:`~mer_ensemble.training.trainer.FitResult`, not saved) and
+    ``fit_result_`` (:class:`~mer_ensemble.nn.trainer.FitResult`, not saved) and
     ``best_epoch_``.
     """
 
@@ -74,6 +75,7 @@ class TorchModel(MerModel):
     uses_variants: ClassVar[bool] = False
     #: rows per forward pass at prediction time
     predict_batch_size: ClassVar[int] = 1024
+    uses_gpu: ClassVar[bool] = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -115,7 +117,7 @@ class TorchModel(MerModel):
         check_choice(name, "class_weight", p["class_weight"], CLASS_WEIGHTS)
 
     def _trainer(self) -> Trainer:
-        from mer_ensemble.training.trainer import Trainer
+        from mer_ensemble.nn.trainer import Trainer
 
         p = self.params
         return Trainer(
@@ -145,8 +147,6 @@ class TorchModel(MerModel):
         replaced, encoded like ``X``. They travel with the training rows through the trainer's
         batching and the network's ``augment`` hook swaps them in (training batches only).
         """
-        from mer_ensemble.models._blocks import variant_key
-
         out: dict[str, np.ndarray] = {}
         counts: dict[str, int] = {}
         for feature, variants in X_variants.items():
@@ -175,61 +175,40 @@ class TorchModel(MerModel):
                 counts[key] = counts.get(key, 0) + 1
         return out
 
-    def fit(
-        self,
-        X: Inputs,
-        y: Labels,
-        X_val: Inputs | None = None,
-        y_val: Labels | None = None,
-        *,
-        score_fn: ScoreFn | None = None,
-        X_unlabeled: Inputs | None = None,
-        X_variants: Mapping[str, Sequence[Any]] | None = None,
-    ) -> TorchModel:
-        """Train the network; with ``X_val``/``y_val`` keep the epoch with the best
-        ``score_fn`` (default: mean weighted F1 over targets). ``X_variants`` (feature ->
-        list of noisy versions of that feature for the rows of ``X``) is used only by
-        families with ``uses_variants`` and only on training batches."""
-        from mer_ensemble.training.device import resolve_device
-        from mer_ensemble.training.trainer import seeded
+    def _fit(self, data: FitData) -> None:
+        """Train the network; with validation rows keep the epoch with the best ``score_fn``
+        (default: mean weighted F1 over targets). Noisy variants are used only by families
+        with ``uses_variants`` and only on training batches."""
+        from mer_ensemble.nn import resolve_device, seeded
 
-        n = check_inputs(X, self.feature_dims, self.name)
-        labels = check_labels(y, self.targets, n, self.name)
-        if (X_val is None) != (y_val is None):
-            raise DataError(f"model {self.name!r}: give X_val and y_val together")
-        self.levels_ = input_levels(X, list(self.feature_dims))
-        self.config_ = self._module_config(X)
-        inputs = self._encode(coerce_levels(X, self.levels_))
-        val_inputs, val_labels = None, None
-        if X_val is not None:
-            n_val = check_inputs(X_val, self.feature_dims, self.name)
-            val_labels = check_labels(y_val, self.targets, n_val, self.name)
-            val_inputs = self._encode(coerce_levels(X_val, self.levels_))
+        self.levels_ = input_levels(data.X, list(self.feature_dims))
+        self.config_ = self._module_config(data.X)
+        inputs = self._encode(coerce_levels(data.X, self.levels_))
+        val_inputs = None if data.X_val is None else self._encode(coerce_levels(data.X_val, self.levels_))
         device = resolve_device(self.device)
         with seeded(self.seed, device):
             module = self._build_module(self.config_)
         self._prepare_module(module, inputs)
-        if X_variants and self.uses_variants:
-            inputs.update(self._variant_inputs(X, X_variants, inputs, n))
+        if data.X_variants and self.uses_variants:
+            inputs.update(self._variant_inputs(data.X, data.X_variants, inputs, data.n))
         unlabeled = None
-        if X_unlabeled is not None and callable(getattr(module, "unlabeled_loss", None)):
-            unlabeled = self._inputs(X_unlabeled)
+        if data.X_unlabeled is not None and hooks_of(module).unlabeled_loss is not None:
+            unlabeled = self._inputs(data.X_unlabeled)
         result = self._trainer().fit(
             module,
             inputs,
-            labels,
+            data.y,
             val_inputs,
-            val_labels,
-            score_fn=score_fn,
-            class_weights=class_weights_for(labels, self.targets, self.params["class_weight"]),
+            data.y_val,
+            score_fn=data.score_fn,
+            class_weights=class_weights_for(data.y, self.targets, self.params["class_weight"]),
             unlabeled_inputs=unlabeled,
         )
         self.module_, self.fit_result_, self.best_epoch_ = module, result, result.best_epoch
-        return self
 
     def predict_proba(self, X: Inputs) -> Probas:
         """Probabilities per target, ``(n, n_classes)`` float64 rows summing to 1."""
-        from mer_ensemble.training.trainer import predict_proba
+        from mer_ensemble.nn import predict_proba
 
         check_fitted(self, "module_")
         return predict_proba(self.module_, self._inputs(X), batch_size=self.predict_batch_size)
@@ -256,7 +235,7 @@ class TorchModel(MerModel):
         (e.g. ``"cpu"`` to use a model trained on a GPU machine)."""
         import torch
 
-        from mer_ensemble.training.device import resolve_device
+        from mer_ensemble.nn import resolve_device
 
         payload = torch.load(path, map_location="cpu", weights_only=True)
         model = from_payload(cls, payload, path)

@@ -11,13 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from mer_ensemble.models._base import Inputs, Labels, MerModel, Probas, ScoreFn
+from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
     atomic_save,
     check_choice,
     check_fitted,
-    check_labels,
     check_number,
     constant_proba,
     from_payload,
@@ -47,26 +46,14 @@ class LinearModel(MerModel):
         check_number(self.name, "tol", p["tol"], low=0, open_low=True)
         check_choice(self.name, "class_weight", p["class_weight"], CLASS_WEIGHTS)
 
-    def fit(
-        self,
-        X: Inputs,
-        y: Labels,
-        X_val: Inputs | None = None,
-        y_val: Labels | None = None,
-        *,
-        score_fn: ScoreFn | None = None,
-        X_unlabeled: Inputs | None = None,
-    ) -> LinearModel:
-        """Fit on the rows with a known label, target by target (``X_val`` is not used)."""
+    def _fit(self, data: FitData) -> None:
+        """Fit on the rows with a known label, target by target (validation rows are not used)."""
         from sklearn.preprocessing import StandardScaler
 
-        n = check_inputs(X, self.feature_dims, self.name)
-        labels = check_labels(y, self.targets, n, self.name)
-        features = concat_pooled(X, list(self.feature_dims))
+        features = concat_pooled(data.X, list(self.feature_dims))
         self.scaler_ = StandardScaler().fit(features)
         scaled = self.scaler_.transform(features)
-        self.estimators_ = {t: self._fit_target(scaled, labels[t], c) for t, c in self.targets.items()}
-        return self
+        self.estimators_ = {t: self._fit_target(scaled, data.y[t], c) for t, c in self.targets.items()}
 
     def _fit_target(self, scaled: np.ndarray, y: np.ndarray, n_classes: int) -> Any:
         """A LogisticRegression on the known rows of ``scaled`` ``(n, D)``, or the class
@@ -115,6 +102,10 @@ class LinearModel(MerModel):
         model.scaler_, model.estimators_ = payload["scaler"], payload["estimators"]
         return model
 
+
+LinearModel.search_space = {
+    "C": {"type": "float", "low": 1e-3, "high": 1e2, "log": True},
+}
 
 LinearModel.defaults = {
     "C": 1.0,

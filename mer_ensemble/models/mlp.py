@@ -2,7 +2,7 @@
 
 Usually unimodal (one feature, or the features of one modality); any subset works.
 Inputs are standardised with statistics of the training rows (kept in the weights).
-Frame-level inputs are mean-pooled. Network: :class:`~mer_ensemble.models._blocks.MLPNet`.
+Frame-level inputs are mean-pooled. Network: :class:`~mer_ensemble.models.nets.mlp.MLPNet`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class MLPModel(TorchModel):
         return {"x": concat_pooled(X, list(self.feature_dims))}
 
     def _build_module(self, config: dict[str, Any]) -> nn.Module:
-        from mer_ensemble.models._blocks import MLPNet
+        from mer_ensemble.models.nets.mlp import MLPNet
 
         targets = [(t, c) for t, c in config["targets"]]
         return MLPNet(config["dim"], config["hidden"], config["layers"], config["dropout"], targets)
@@ -60,6 +60,14 @@ class MLPModel(TorchModel):
         if self.params["standardize"]:
             module.standardize.set_statistics(torch.from_numpy(np.asarray(inputs["x"], dtype=np.float32)))
 
+
+MLPModel.search_space = {
+    "hidden": {"type": "categorical", "choices": [64, 128, 256, 512]},
+    "layers": {"type": "int", "low": 1, "high": 3},
+    "dropout": {"type": "float", "low": 0.0, "high": 0.6},
+    "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+}
 
 MLPModel.defaults = {
     "hidden": 256,

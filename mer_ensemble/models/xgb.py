@@ -4,7 +4,7 @@ one multi-class booster per target.
 Runs on CUDA when present (``device="auto"``). With validation rows, each booster stops
 after ``early_stopping_rounds`` rounds without a better validation log-loss and keeps its
 best round. The thread count is ``n_jobs`` or, when None, the limit in force
-(:func:`mer_ensemble.training.device.available_threads`).
+(:func:`mer_ensemble.nn.device.available_threads`).
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from mer_ensemble.models._base import Inputs, Labels, MerModel, Probas, ScoreFn
+from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
     atomic_save,
     balanced_class_weights,
     check_choice,
     check_fitted,
-    check_labels,
     check_number,
     constant_proba,
     from_payload,
@@ -35,7 +34,7 @@ __all__ = ["XGBoostModel"]
 
 def _xgb_device(device: str) -> str:
     """``"cuda"`` when asked for or when ``"auto"`` finds a GPU, else ``"cpu"``."""
-    from mer_ensemble.training.device import resolve_device
+    from mer_ensemble.nn.device import resolve_device
 
     return "cuda" if resolve_device(device).type == "cuda" else "cpu"
 
@@ -53,6 +52,7 @@ class XGBoostModel(MerModel):
     """
 
     input_level = "utt"
+    uses_gpu = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -70,7 +70,7 @@ class XGBoostModel(MerModel):
         check_choice(name, "class_weight", p["class_weight"], CLASS_WEIGHTS)
 
     def _threads(self) -> int:
-        from mer_ensemble.training.device import available_threads
+        from mer_ensemble.nn.device import available_threads
 
         return int(self.params["n_jobs"] or available_threads())
 
@@ -94,34 +94,18 @@ class XGBoostModel(MerModel):
             "verbosity": 1,
         }
 
-    def fit(
-        self,
-        X: Inputs,
-        y: Labels,
-        X_val: Inputs | None = None,
-        y_val: Labels | None = None,
-        *,
-        score_fn: ScoreFn | None = None,
-        X_unlabeled: Inputs | None = None,
-    ) -> XGBoostModel:
-        """Fit one booster per target on its known rows; ``X_val``/``y_val`` (optional)
-        choose the number of rounds by validation log-loss (``score_fn`` is not used)."""
-        n = check_inputs(X, self.feature_dims, self.name)
-        labels = check_labels(y, self.targets, n, self.name)
-        features = concat_pooled(X, list(self.feature_dims))
-        val_features, val_labels = None, None
-        if X_val is not None and y_val is not None:
-            n_val = check_inputs(X_val, self.feature_dims, self.name)
-            val_labels = check_labels(y_val, self.targets, n_val, self.name)
-            val_features = concat_pooled(X_val, list(self.feature_dims))
+    def _fit(self, data: FitData) -> None:
+        """Fit one booster per target on its known rows; validation rows (optional) choose
+        the number of rounds by validation log-loss (``score_fn`` is not used)."""
+        features = concat_pooled(data.X, list(self.feature_dims))
+        val_features = concat_pooled(data.X_val, list(self.feature_dims)) if data.X_val is not None else None
         self.boosters_: dict[str, Any] = {}
         self.best_rounds_: dict[str, int] = {}
         for target, n_classes in self.targets.items():
-            y_val_t = val_labels[target] if val_labels is not None else None
-            booster = self._fit_target(features, labels[target], n_classes, val_features, y_val_t)
+            y_val_t = data.y_val[target] if data.y_val is not None else None
+            booster = self._fit_target(features, data.y[target], n_classes, val_features, y_val_t)
             self.boosters_[target] = booster
             self.best_rounds_[target] = 0 if isinstance(booster, np.ndarray) else booster.num_boosted_rounds()
-        return self
 
     def _fit_target(
         self,
@@ -211,6 +195,14 @@ class XGBoostModel(MerModel):
 # Competition features are wide (768-5120 dims) and labelled sets small (a few thousand
 # rows): there, hist's cost is dominated by per-node histograms over features x bins, so
 # fewer bins and column subsampling cut fit time ~5x at no measured loss.
+XGBoostModel.search_space = {
+    "max_depth": {"type": "int", "low": 2, "high": 10},
+    "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+    "n_estimators": {"type": "int", "low": 100, "high": 1000, "step": 50},
+    "subsample": {"type": "float", "low": 0.5, "high": 1.0},
+    "colsample_bytree": {"type": "float", "low": 0.3, "high": 1.0},
+}
+
 XGBoostModel.defaults = {
     "n_estimators": 400,
     "max_depth": 4,

@@ -27,22 +27,13 @@ from mer_ensemble.training.jobs import JobSpec, run_job
 
 __all__ = ["ClusterError", "absolute_paths", "job_key", "job_resources", "run_on_dask"]
 
-#: families that use a GPU when asked for CUDA, besides the torch models
-_GPU_FAMILIES = frozenset({"xgboost"})
-
-
 def job_resources(job: JobSpec) -> dict[str, float] | None:
     """Dask resource hints of one job: ``{"GPU": 1}`` when it must run on a GPU, else ``None``."""
     if not str(job.device).lower().startswith("cuda"):
         return None
     from mer_ensemble.models import get_model_class
-    from mer_ensemble.models._torch import TorchModel
 
-    cls = get_model_class(job.model["name"])
-    uses_gpu = getattr(cls, "uses_gpu", None)
-    if uses_gpu is None:
-        uses_gpu = issubclass(cls, TorchModel) or cls.name in _GPU_FAMILIES
-    return {"GPU": 1} if uses_gpu else None
+    return {"GPU": 1} if get_model_class(job.model["name"]).uses_gpu else None
 
 
 def job_key(job: JobSpec) -> str:

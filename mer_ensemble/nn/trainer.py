@@ -1,16 +1,10 @@
 """A small, model-agnostic trainer for torch modules that read a dict of tensors.
 
 The module supplies the model; the trainer supplies the loop (``fit`` →
-``train_epoch`` → ``evaluate``). What a module provides:
-
-* ``forward(inputs: dict[str, Tensor]) -> dict[target, Tensor]``: logits ``(b, n_classes)``
-  per target; every input tensor has the rows on its first dimension.
-* optional ``loss(outputs, labels, class_weights) -> Tensor``: replaces the default
-  loss (cross-entropy summed over targets, rows labelled ``-1`` masked out).
-* optional ``augment(inputs) -> inputs``: applied to training batches only (modality
-  dropout, feature noise...).
-* optional ``unlabeled_loss(inputs) -> Tensor``: when unlabelled rows are given, a batch
-  of them is drawn every step and this term is added to the loss (consistency losses).
+``train_epoch`` → ``evaluate``). A module's ``forward(inputs: dict[str, Tensor])``
+returns logits ``(b, n_classes)`` per target; every input tensor has the rows on its
+first dimension. A module that changes its training (its own loss, batch augmentation,
+a term on unlabelled rows) implements :class:`~mer_ensemble.nn.protocol.TrainableModule`.
 
 All rows live on the device as whole tensors; a mini-batch is one index operation per
 tensor (no per-sample Python work, no ``Dataset``/``DataLoader``). On CUDA the forward
@@ -24,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +26,10 @@ import numpy as np
 
 from mer_ensemble.errors import DataError, ModelError
 from mer_ensemble.metrics import weighted_f1
-from mer_ensemble.training.device import amp_dtype, resolve_device
+from mer_ensemble.nn.device import amp_dtype, resolve_device
+from mer_ensemble.nn.losses import masked_cross_entropy, supervised_loss
+from mer_ensemble.nn.protocol import TrainingHooks, hooks_of
+from mer_ensemble.nn.seeding import seeded
 
 if TYPE_CHECKING:
     import torch
@@ -56,7 +53,7 @@ ScoreFn = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], float]
 
 
 # ---------------------------------------------------------------------------------------------
-# losses and scores
+# scores
 
 
 def default_score(y: Mapping[str, np.ndarray], proba: Mapping[str, np.ndarray]) -> float:
@@ -71,33 +68,8 @@ def default_score(y: Mapping[str, np.ndarray], proba: Mapping[str, np.ndarray]) 
     return float(np.mean(scores)) if scores else 0.0
 
 
-def masked_cross_entropy(logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Cross-entropy averaged over the rows whose label is not ``-1``.
-
-    ``logits`` ``(b, C)``, ``labels`` ``(b,)`` int64, ``weight`` ``(C,)`` or None. With
-    ``weight`` the mean is weighted like ``torch.nn.functional.cross_entropy``. A batch with
-    no known label gives 0 (without a host-device synchronisation).
-    """
-    import torch.nn.functional as F
-
-    known = labels >= 0
-    total = F.cross_entropy(logits.float(), labels, weight=weight, ignore_index=-1, reduction="sum")
-    if weight is None:
-        return total / known.sum().clamp(min=1)
-    return total / (weight[labels.clamp(min=0)] * known).sum().clamp(min=1e-12)
-
-
-def supervised_loss(
-    outputs: Mapping[str, Tensor], labels: Mapping[str, Tensor], class_weights: Mapping[str, Tensor] | None = None
-) -> Tensor:
-    """Sum over targets of :func:`masked_cross_entropy` (the trainer's default loss)."""
-    class_weights = class_weights or {}
-    losses = [masked_cross_entropy(outputs[t], y, class_weights.get(t)) for t, y in labels.items()]
-    return losses[0] if len(losses) == 1 else sum(losses[1:], losses[0])
-
-
 # ---------------------------------------------------------------------------------------------
-# tensors, seeding, prediction
+# tensors, prediction
 
 
 def to_tensors(arrays: Mapping[str, Any], device: torch.device | str) -> dict[str, Tensor]:
@@ -135,21 +107,6 @@ def _n_rows(tensors: Mapping[str, Any]) -> int:
 
 def _take(tensors: Mapping[str, Tensor], index: Tensor) -> dict[str, Tensor]:
     return {key: value[index] for key, value in tensors.items()}
-
-
-@contextlib.contextmanager
-def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
-    """Run the block with the global torch generators seeded to ``seed``, restoring the
-    caller's generator state afterwards (dropout and weight init draw from these)."""
-    import torch
-
-    device = torch.device(device)
-    devices = []
-    if device.type == "cuda":
-        devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -233,21 +190,6 @@ class FitResult:
 
 
 @dataclass
-class _Hooks:
-    loss: Callable[..., Tensor] | None
-    augment: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None
-    unlabeled_loss: Callable[[dict[str, Tensor]], Tensor] | None
-
-    @classmethod
-    def of(cls, module: nn.Module) -> _Hooks:
-        def hook(name: str) -> Callable | None:
-            value = getattr(module, name, None)
-            return value if callable(value) else None
-
-        return cls(hook("loss"), hook("augment"), hook("unlabeled_loss"))
-
-
-@dataclass
 class _Run:
     """The state one fit carries from step to step."""
 
@@ -256,7 +198,7 @@ class _Run:
     scaler: Any
     device: torch.device
     dtype: torch.dtype | None
-    hooks: _Hooks
+    hooks: TrainingHooks
     generator: torch.Generator
     class_weights: dict[str, Tensor]
 
@@ -328,7 +270,7 @@ class Trainer:
         if _n_rows(train_x) != _n_rows(train_y):
             raise DataError(f"{_n_rows(train_x)} input rows but {_n_rows(train_y)} label rows")
         val_x = to_tensors(val_inputs, device) if val_inputs is not None else None
-        hooks = _Hooks.of(module)
+        hooks = hooks_of(module)
         unlabeled = None
         if unlabeled_inputs is not None and hooks.unlabeled_loss is not None:
             unlabeled = to_tensors(unlabeled_inputs, device)
