@@ -22,6 +22,7 @@ import numpy as np
 from mer_ensemble.config import Config
 from mer_ensemble.data.dataset import Dataset
 from mer_ensemble.errors import ConfigError, DataError
+from mer_ensemble.experiment import Experiment
 from mer_ensemble.io import atomic_save_npz, atomic_write_json
 from mer_ensemble.store import RunRecord
 
@@ -234,14 +235,15 @@ def _cv_of_runs(ds: Dataset, records: list[RunRecord]) -> tuple[float, dict[str,
     return ds.task.combined(per_target) if len(per_target) == len(ds.task.targets) else 0.0, per_target
 
 
-def run_pseudo_rounds(cfg: Config, ds: Dataset, workdir: Path, *, rounds: int | None = None,
-                      per_fold: bool = True, progress: bool = True, echo=print) -> list[RoundStats]:  # noqa: ANN001
+def run_pseudo_rounds(exp: Experiment, *, rounds: int | None = None, per_fold: bool = True, progress: bool = True,
+                      echo=print) -> list[RoundStats]:  # noqa: ANN001
     """Round 0 = the stored base runs (trained if missing); each round re-selects and retrains."""
     import time
 
     from mer_ensemble.store import list_run_keys, load_run
     from mer_ensemble.training.runner import select_specs, train_all
 
+    cfg, ds, workdir = exp.config, exp.dataset, exp.workdir
     p = cfg.pseudo
     rounds = rounds or p.rounds
     if len(ds.pool_rows) == 0 and not p.use_test:
@@ -254,7 +256,7 @@ def run_pseudo_rounds(cfg: Config, ds: Dataset, workdir: Path, *, rounds: int | 
     missing = [r for r in source_ids if r not in stored]
     if missing:
         echo(f"round 0: training base runs {', '.join(missing)}")
-        train_all(cfg, workdir, run_ids=missing, dataset=ds, progress=progress)
+        train_all(exp, run_ids=missing, progress=progress)
     records = [load_run(workdir, r) for r in source_ids]
     truth = _read_truth(cfg, ds)
     score, per_target = _cv_of_runs(ds, records)
@@ -268,7 +270,7 @@ def run_pseudo_rounds(cfg: Config, ds: Dataset, workdir: Path, *, rounds: int | 
         stats = RoundStats(round=r, added=info["added"], agree_rate=info["agree_rate"])
         for target, stacked in info["labels_by_fold"].items():
             stats.precision[target] = _precision(truth, ds, info["rows"], stacked, target)
-        new = train_all(cfg, workdir, run_ids=retrain_ids, dataset=ds, round_=r, pseudo_file=str(path),
+        new = train_all(exp, run_ids=retrain_ids, round_=r, pseudo_file=str(path),
                         key_suffix=f"@r{r}", progress=progress)
         retrained = {rec.manifest["run_id"]: rec for rec in new}
         records = [retrained.get(rec.manifest["run_id"], rec) for rec in records]

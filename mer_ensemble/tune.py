@@ -30,8 +30,8 @@ from mer_ensemble.errors import ConfigError, ModelError, TuneError
 if TYPE_CHECKING:
     import optuna
 
-    from mer_ensemble.data.dataset import Dataset
-    from mer_ensemble.data.folds import Folds
+    from mer_ensemble.experiment import Experiment
+    from mer_ensemble.training.plan import JobBuilder
 
 __all__ = [
     "default_spaces",
@@ -236,36 +236,31 @@ def _find_spec(cfg: Config, model_id: str) -> ModelSpec:
 class _Problem:
     """Everything a trial needs, fixed for the whole study."""
 
-    cfg: Config
-    ds: Dataset
-    folds: Folds
+    exp: Experiment
+    builder: JobBuilder
     spec: ModelSpec
     features: list[str]
     targets: list[str]
     seeds: list[int]
     space: dict[str, dict[str, Any]]
-    workdir: Path
     trial_root: Path
-    threads: int
 
 
 def _fold_score(problem: _Problem, trial: optuna.Trial, k: int, params: dict[str, Any]) -> float:
     """Fit fold ``k`` for every seed; the combined score on fold ``k``'s validation rows."""
     from mer_ensemble.metrics import combine_scores
-    from mer_ensemble.training.jobs import JobSpec, run_job
+    from mer_ensemble.training.jobs import run_job
 
     per_target = []
     folder = problem.trial_root / f"trial{trial.number}"
     for seed in problem.seeds:
-        job = JobSpec(config=problem.cfg.model_dump(mode="json"), config_source=problem.cfg.source or "config",
-                      workdir=str(problem.workdir), run_key=f"tune-{problem.spec.run_id}",
-                      model={"name": problem.spec.name, "params": params}, features=tuple(problem.features),
-                      targets=tuple(problem.targets), fold=k, seed=seed, out=str(folder / f"fold{k}-seed{seed}.npz"),
-                      threads=problem.threads, device=problem.cfg.train.device)
+        job = problem.builder.job(run_key=f"tune-{problem.spec.run_id}", model=problem.spec.name, params=params,
+                                  features=problem.features, targets=problem.targets, fold=k, seed=seed,
+                                  out=folder / f"fold{k}-seed{seed}.npz")
         run_job(job)
         with np.load(job.out) as res:
             per_target.append(np.asarray(res["scores"], dtype=float))
-    return combine_scores(list(np.mean(per_target, axis=0)), problem.ds.task.combine)
+    return combine_scores(list(np.mean(per_target, axis=0)), problem.exp.task.combine)
 
 
 def _objective(problem: _Problem) -> Callable[[optuna.Trial], float]:
@@ -275,10 +270,10 @@ def _objective(problem: _Problem) -> Callable[[optuna.Trial], float]:
         params = {**problem.spec.params, **suggest_params(trial, problem.space)}
         fold_scores: list[float] = []
         try:
-            for k in range(problem.folds.n_folds):
+            for k in range(problem.exp.folds.n_folds):
                 fold_scores.append(_fold_score(problem, trial, k, params))
                 trial.report(float(np.mean(fold_scores)), step=k)
-                if k < problem.folds.n_folds - 1 and trial.should_prune():
+                if k < problem.exp.folds.n_folds - 1 and trial.should_prune():
                     trial.set_user_attr("fold_scores", fold_scores)
                     raise optuna.TrialPruned(f"running mean {np.mean(fold_scores):.4f} after {k + 1} fold(s)")
         finally:
@@ -309,8 +304,7 @@ def _make_pruner(pruner: str, n_folds: int) -> optuna.pruners.BasePruner:
 
 
 def tune_model(
-    cfg: Config,
-    workdir: Path,
+    exp: Experiment,
     model_id: str,
     *,
     n_trials: int,
@@ -321,7 +315,6 @@ def tune_model(
     timeout: float | None = None,
     seed: int | None = None,
     progress: bool = True,
-    dataset: Dataset | None = None,
 ) -> TuneResult:
     """Run ``n_trials`` trials of the study of ``model_id`` (joining it when it exists; 0 only reports it).
 
@@ -331,30 +324,27 @@ def tune_model(
     """
     import optuna
 
-    from mer_ensemble.data import load_dataset, load_or_make_folds
     from mer_ensemble.progress import progress_bar
-    from mer_ensemble.training.jobs import resolve_features, resolve_targets, spec_hash
+    from mer_ensemble.training.plan import JobBuilder, spec_hash
 
     if n_trials < 0:
         raise TuneError(f"--trials {n_trials}: expected 0 (only report the study) or more")
+    cfg, workdir = exp.config, exp.workdir
     spec = _find_spec(cfg, model_id)
     space_checked = search_space(spec.name, space)
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    ds = dataset if dataset is not None else load_dataset(cfg, workdir)
-    folds = load_or_make_folds(ds, workdir, cfg.cv.folds, cfg.cv.fold_seed)
-    features, targets = resolve_features(spec, cfg), resolve_targets(spec, ds.task.target_names)
+    builder = JobBuilder(exp, threads=cfg.train.threads or max(1, os.cpu_count() or 1))
+    features, targets = builder.check_spec(spec)
     seeds = list(spec.seeds or cfg.cv.seeds)
-    digest = spec_hash(spec.name, spec.params, features, targets, folds.hash, ds.fingerprint, seeds, space_checked,
-                       cfg.data.max_frames, cfg.train.device)[:8]
+    digest = spec_hash(spec.name, spec.params, features, targets, exp.folds.hash, exp.dataset.fingerprint, seeds,
+                       space_checked, cfg.data.max_frames, cfg.train.device)[:8]
     name = study_name or study_name_for(cfg, spec, digest)
     url = storage or default_storage(workdir)
-    problem = _Problem(cfg, ds, folds, spec, features, targets, seeds, space_checked, workdir,
-                       workdir / "tune" / f"{name}-{os.getpid()}", cfg.train.threads or max(1, os.cpu_count() or 1))
+    problem = _Problem(exp, builder, spec, features, targets, seeds, space_checked,
+                       workdir / "tune" / f"{name}-{os.getpid()}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=open_storage(url), study_name=name, direction="maximize",
                                 load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=_make_pruner(pruner, folds.n_folds))
+                                pruner=_make_pruner(pruner, exp.folds.n_folds))
     study.set_user_attr("model", spec.name)
     study.set_user_attr("run_id", spec.run_id)
     start = time.perf_counter()

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from mer_ensemble.blend import blend_runs  # noqa: E402
 from mer_ensemble.config import load_config  # noqa: E402
 from mer_ensemble.data import load_dataset  # noqa: E402
+from mer_ensemble.experiment import Experiment  # noqa: E402
 from mer_ensemble.pseudo import run_pseudo_rounds  # noqa: E402
 from mer_ensemble.store import load_run  # noqa: E402
 from mer_ensemble.submission import read_truth  # noqa: E402
@@ -71,7 +72,7 @@ def main() -> None:
     workdir = Path(args.workdir)
     ds = load_dataset(cfg, workdir)
     start = time.perf_counter()
-    history = run_pseudo_rounds(cfg, ds, workdir, echo=lambda s: print(s, flush=True))
+    history = run_pseudo_rounds(Experiment.open(cfg, workdir, dataset=ds), echo=lambda s: print(s, flush=True))
     total = time.perf_counter() - start
     truth_targets, truth_names = read_truth(cfg.resolve_path(cfg.truth["test"]), ds.task)
     print()

@@ -83,6 +83,7 @@ def run_arms(name: str, data: dict[str, Any], arms: dict[str, dict[str, Any]], t
     """Train every arm with ``train_all`` (``seeds`` model seeds on the same folds) and score
     it; ``subsets``: label -> test-name prefix ("" for the clean rows, which have no prefix)."""
     from mer_ensemble.config import load_config
+    from mer_ensemble.experiment import Experiment
     from mer_ensemble.metrics import combine_scores
     from mer_ensemble.training.runner import train_all
 
@@ -101,7 +102,7 @@ def run_arms(name: str, data: dict[str, Any], arms: dict[str, dict[str, Any]], t
     path.write_text(yaml.safe_dump(cfg_dict, sort_keys=False))
     cfg = load_config(path)
     start = time.perf_counter()
-    records = train_all(cfg, workdir, progress=False)
+    records = train_all(Experiment.open(cfg, workdir), progress=False)
     print(f"[{name}] trained {len(records)} arms in {time.perf_counter() - start:.0f}s", flush=True)
     from mer_ensemble.data import load_dataset
 

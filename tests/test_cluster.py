@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from mer_ensemble.config import load_config
 from mer_ensemble.errors import ConfigError
+from mer_ensemble.experiment import Experiment
 from mer_ensemble.store import load_runs
 from mer_ensemble.training.cluster import ClusterError, absolute_paths, job_resources, run_on_dask
 from mer_ensemble.training.jobs import JobSpec
@@ -44,19 +45,20 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _job(**changes: object) -> JobSpec:
-    base = {"config": {}, "config_source": "c.yaml", "workdir": "wd", "run_key": "r", "model": {"name": "mlp"},
+    base = {"config": {}, "config_source": "c.yaml", "workdir": "wd", "folds_path": "wd/folds.csv", "folds_hash": "h",
+            "run_key": "r", "model": {"name": "mlp"},
             "features": ("fa-UTT",), "targets": ("emotion",), "fold": 0, "seed": 0, "out": "wd/x.npz"}
     return JobSpec(**{**base, **changes})  # type: ignore[arg-type]
 
 
 def test_dask_results_equal_local_results(cluster: str, experiment: Path, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    local = train_all(load_config(experiment), tmp_path / "local", progress=False)
+    local = train_all(Experiment.open(load_config(experiment), tmp_path / "local"), progress=False)
     # relative config and workdir paths: workers run in another folder, the client resolves them
     monkeypatch.chdir(tmp_path)
     relative = os.path.relpath(experiment, tmp_path)
     cfg = load_config(relative, ["train.backend=dask", f"train.scheduler={cluster}"])
-    on_dask = train_all(cfg, Path("dask"), progress=False)
+    on_dask = train_all(Experiment.open(cfg, Path("dask")), progress=False)
     assert [r.key for r in on_dask] == [r.key for r in local] == ["lin", "mlp"]
     stored = {r.key: r for r in load_runs(tmp_path / "dask")}
     for ref in local:
@@ -68,7 +70,7 @@ def test_dask_results_equal_local_results(cluster: str, experiment: Path, tmp_pa
         assert rec.manifest["cv"] == ref.manifest["cv"]
     # every job file exists once and a second run finds nothing to do
     assert len(list((tmp_path / "dask" / "jobs").rglob("*.npz"))) == 2 * 3
-    again = train_all(cfg, tmp_path / "dask", progress=False)
+    again = train_all(Experiment.open(cfg, tmp_path / "dask"), progress=False)
     np.testing.assert_array_equal(again[0].oof["emotion"], on_dask[0].oof["emotion"])
 
 
@@ -84,7 +86,7 @@ def test_cli_train_all_on_dask(cluster: str, experiment: Path, tmp_path: Path) -
 def test_failed_job_names_run_fold_and_seed(cluster: str, experiment: Path, tmp_path: Path) -> None:
     cfg = load_config(experiment, ["train.backend=dask", f"train.scheduler={cluster}", "models.0.params.C=-1"])
     with pytest.raises(ClusterError, match=r"^run lin fold \d seed 0 failed on the Dask cluster: ModelError: ") as err:
-        train_all(cfg, tmp_path / "wd", run_ids=["lin"], progress=False)
+        train_all(Experiment.open(cfg, tmp_path / "wd"), run_ids=["lin"], progress=False)
     assert "\n" not in str(err.value)
 
 

@@ -59,3 +59,29 @@ def test_folds_refused_for_other_data(ds, tmp_path: Path):
 def test_too_few_groups(ds):
     with pytest.raises(DataError, match="groups"):
         make_folds(ds, 50, 0)
+
+
+def test_stored_folds_checked_against_their_settings_and_hash(ds, tmp_path: Path):
+    wd = tmp_path / "wd"
+    folds = load_or_make_folds(ds, wd, 3, 0)
+    assert folds.path == str(wd / "folds.csv")
+    with pytest.raises(DataError, match=r"cv.fold_seed 0 then, 1 now"):
+        load_or_make_folds(ds, wd, 3, 1)
+    # an edited assignment (two rows swap folds) no longer has the recorded hash
+    lines = (wd / "folds.csv").read_text().splitlines()
+    first = next(i for i in range(2, len(lines)) if lines[i].split(",")[1] != lines[1].split(",")[1])
+    name1, k1 = lines[1].split(",")
+    name2, k2 = lines[first].split(",")
+    lines[1], lines[first] = f"{name1},{k2}", f"{name2},{k1}"
+    (wd / "folds.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="edited since it was written"):
+        load_or_make_folds(ds, wd, 3, 0)
+
+
+def test_a_job_verifies_the_folds_it_was_planned_with(ds, tmp_path: Path):
+    from mer_ensemble.data import read_folds
+
+    folds = load_or_make_folds(ds, tmp_path / "wd", 3, 0)
+    assert read_folds(Path(folds.path), ds, expected_hash=folds.hash).hash == folds.hash
+    with pytest.raises(DataError, match="planned with folds deadbeef"):
+        read_folds(Path(folds.path), ds, expected_hash="deadbeef")

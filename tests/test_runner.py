@@ -13,6 +13,7 @@ import pytest
 from mer_ensemble.config import load_config
 from mer_ensemble.data import load_dataset, load_or_make_folds
 from mer_ensemble.errors import ConfigError
+from mer_ensemble.experiment import Experiment
 from mer_ensemble.models import _registry
 from mer_ensemble.models._base import MerModel
 from mer_ensemble.store import list_run_keys, load_run, load_runs
@@ -53,7 +54,7 @@ def test_oof_rows_never_come_from_their_own_model(tmp_path: Path, monkeypatch):
     monkeypatch.setitem(_registry._MODELS, "seen_probe", SeenProbe)
     root = write_generic(tmp_path / "d")
     cfg = load_config(write_config(tmp_path / "c.yaml", root, models=[{"name": "seen_probe", "id": "probe"}]))
-    rec = train_all(cfg, tmp_path / "wd", progress=False)[0]
+    rec = train_all(Experiment.open(cfg, tmp_path / "wd"), progress=False)[0]
     for t in ("emotion", "sentiment"):
         assert (rec.oof[t].argmax(1) == 1).all(), "an OOF row was predicted by a model that trained on it"
         # every fold model trained on the other folds only: test rows are unseen by all of them
@@ -64,7 +65,7 @@ def test_oof_rows_never_come_from_their_own_model(tmp_path: Path, monkeypatch):
 def test_store_record_and_manifest(generic_config: Path, tmp_path: Path):
     cfg = load_config(generic_config, ["cv.seeds=[0, 1]"])
     wd = tmp_path / "wd"
-    (rec,) = train_all(cfg, wd, progress=False)
+    (rec,) = train_all(Experiment.open(cfg, wd), progress=False)
     assert list_run_keys(wd) == ["lin"]
     again = load_runs(wd)[0]
     m = again.manifest
@@ -93,13 +94,13 @@ def test_multi_target_masking_and_subset(tmp_path: Path):
     models = [{"name": "linear", "id": "both"}, {"name": "linear", "id": "emo_only", "targets": ["emotion"],
                                                   "features": ["audio"]}]
     cfg = load_config(write_config(tmp_path / "c.yaml", root, models=models))
-    recs = train_all(cfg, tmp_path / "wd", run_ids=["emo_only"], progress=False)
+    recs = train_all(Experiment.open(cfg, tmp_path / "wd"), run_ids=["emo_only"], progress=False)
     assert [r.key for r in recs] == ["emo_only"] and recs[0].targets == ["emotion"]
     assert recs[0].manifest["features"] == ["fa-UTT"]
-    both = train_all(cfg, tmp_path / "wd", run_ids=["both"], progress=False)[0]
+    both = train_all(Experiment.open(cfg, tmp_path / "wd"), run_ids=["both"], progress=False)[0]
     assert np.isfinite(both.oof["sentiment"]).all()
     with pytest.raises(ConfigError, match="unknown run id"):
-        train_all(cfg, tmp_path / "wd", run_ids=["nope"], progress=False)
+        train_all(Experiment.open(cfg, tmp_path / "wd"), run_ids=["nope"], progress=False)
 
 
 def test_config_errors_for_models(tmp_path: Path, generic_root: Path):
@@ -111,14 +112,14 @@ def test_config_errors_for_models(tmp_path: Path, generic_root: Path):
     ]:
         cfg = load_config(write_config(tmp_path / "c.yaml", generic_root, models=models))
         with pytest.raises(ConfigError, match=msg):
-            train_all(cfg, tmp_path / "wd", progress=False)
+            train_all(Experiment.open(cfg, tmp_path / "wd"), progress=False)
 
 
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path):
     root = write_generic(tmp_path / "d", n_train=90)
     models = [{"name": "mlp", "id": "mlp", "params": {"epochs": 30, "patience": 30}}]
     cfg_path = write_config(tmp_path / "c.yaml", root, models=models, **{"cv.seeds": [0, 1, 2]})
-    full = train_all(load_config(cfg_path), tmp_path / "full", progress=False)[0]
+    full = train_all(Experiment.open(load_config(cfg_path), tmp_path / "full"), progress=False)[0]
 
     wd = tmp_path / "killed"
     env = {**os.environ, "MER_NO_PROGRESS": "1"}
@@ -137,7 +138,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path):
     if killed:
         assert not list_run_keys(wd), "a killed run must not leave a record"
         assert len(done_before) < 9
-    resumed = train_all(load_config(cfg_path), wd, progress=False)[0]
+    resumed = train_all(Experiment.open(load_config(cfg_path), wd), progress=False)[0]
     after = {p.name: p.stat().st_mtime_ns for p in wd.glob("jobs/mlp/*/*.npz")}
     assert len(after) == 9
     assert all(after[name] == mtime for name, mtime in done_before.items()), "finished jobs were redone"
@@ -150,6 +151,6 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path):
 
 def test_parallel_jobs_equal_sequential(generic_config: Path, tmp_path: Path):
     cfg = load_config(generic_config)
-    seq = train_all(cfg, tmp_path / "a", progress=False)[0]
-    par = train_all(cfg, tmp_path / "b", n_jobs=2, progress=False)[0]
+    seq = train_all(Experiment.open(cfg, tmp_path / "a"), progress=False)[0]
+    par = train_all(Experiment.open(cfg, tmp_path / "b"), n_jobs=2, progress=False)[0]
     np.testing.assert_array_equal(seq.oof["emotion"], par.oof["emotion"])

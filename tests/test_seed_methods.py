@@ -15,6 +15,7 @@ import yaml
 from mer_ensemble.config import load_config
 from mer_ensemble.data import load_dataset, load_or_make_folds
 from mer_ensemble.errors import DataError, ModelError
+from mer_ensemble.experiment import Experiment
 from mer_ensemble.models import create_model
 from mer_ensemble.models._inputs import variant_key
 from mer_ensemble.models.attention_fusion import AttentionFusionModel
@@ -167,7 +168,7 @@ def test_cmdm_receives_only_pool_rows_in_a_train_all_run(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(AttentionFusionModel, "fit", spy)
     monkeypatch.setattr(AttentionFusionNet, "_matching_loss", spy_matching)
-    train_all(cfg, tmp_path / "wd", progress=False)
+    train_all(Experiment.open(cfg, tmp_path / "wd"), progress=False)
     ds = load_dataset(cfg, tmp_path / "wd")
     features = ds.features["fa-UTT"].values
     as_set = lambda a: {r.tobytes() for r in np.asarray(a)}  # noqa: E731
@@ -381,7 +382,7 @@ def test_noise_variants_load_and_reach_training_rows_only(tmp_path: Path, monkey
         return original(self, X, y, X_val, y_val, **kwargs)
 
     monkeypatch.setattr(AttentionFusionModel, "fit", spy)
-    records = train_all(cfg, tmp_path / "wd", progress=False)  # the linear model runs without variants
+    records = train_all(Experiment.open(cfg, tmp_path / "wd"), progress=False)  # the linear model runs without variants
     assert {r.key for r in records} == {"mix", "lin"}
     folds = load_or_make_folds(ds, tmp_path / "wd", 3)
     assert len(seen) == 3

@@ -14,6 +14,7 @@ import yaml
 
 from mer_ensemble.config import load_config
 from mer_ensemble.errors import ConfigError
+from mer_ensemble.experiment import Experiment
 from mer_ensemble.models import list_models, model_defaults
 from mer_ensemble.tune import (
     TuneError,
@@ -77,8 +78,8 @@ def test_baseline_trial_scores_like_train_all(experiment: Path, tmp_path: Path) 
     from mer_ensemble.training.runner import train_all
 
     cfg = load_config(experiment)
-    (record,) = train_all(cfg, tmp_path / "wd", progress=False)
-    result = tune_model(cfg, tmp_path / "wd", "lin", n_trials=1, progress=False, seed=0)
+    (record,) = train_all(Experiment.open(cfg, tmp_path / "wd"), progress=False)
+    result = tune_model(Experiment.open(cfg, tmp_path / "wd"), "lin", n_trials=1, progress=False, seed=0)
     assert result.n_complete == 1 and result.top[0]["baseline"]
     assert result.best_value == pytest.approx(record.manifest["combined"]["mean"])
 
@@ -122,4 +123,4 @@ def test_space_errors_name_the_problem() -> None:
 
 def test_unknown_model_id(experiment: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no entry with id 'nope'; the config has lin"):
-        tune_model(load_config(experiment), tmp_path / "wd", "nope", n_trials=1, progress=False)
+        tune_model(Experiment.open(load_config(experiment), tmp_path / "wd"), "nope", n_trials=1, progress=False)

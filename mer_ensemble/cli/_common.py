@@ -9,6 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from mer_ensemble.config import Config
+    from mer_ensemble.experiment import Experiment
 
 ConfigOpt = typer.Option(..., "-c", "--config", help="Experiment config (YAML).", exists=False)
 SetOpt = typer.Option(
@@ -23,3 +24,11 @@ def load(config: Path, overrides: list[str] | None, workdir: Path | None) -> tup
 
     cfg = load_config(config, overrides or [])
     return cfg, Path(workdir) if workdir else cfg.default_workdir()
+
+
+def open_experiment(config: Path, overrides: list[str] | None, workdir: Path | None) -> Experiment:
+    """The config's :class:`~mer_ensemble.experiment.Experiment` (data loaded, folds read or made)."""
+    from mer_ensemble.experiment import Experiment
+
+    cfg, wd = load(config, overrides, workdir)
+    return Experiment.open(cfg, wd)

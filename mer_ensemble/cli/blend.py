@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mer_ensemble.cli._app import app, friendly_errors
-from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load
+from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load, open_experiment
 
 
 def _weights_text(desc: dict, limit: int = 4) -> str:
@@ -74,7 +74,6 @@ def blend_cli(
     import time
 
     from mer_ensemble.blend import blend_runs
-    from mer_ensemble.data import load_dataset
     from mer_ensemble.errors import StoreError
     from mer_ensemble.io import atomic_write_json
     from mer_ensemble.store import load_runs
@@ -84,7 +83,8 @@ def blend_cli(
     records = load_runs(wd)
     if not records:
         raise StoreError(f"no stored runs in {wd / 'store'}; run mer-ensemble train-all first")
-    ds = load_dataset(cfg, wd)
+    exp = open_experiment(config, set_, workdir)
+    ds = exp.dataset
     result = blend_runs(cfg, ds, records, wd, choose=method)
     typer.echo(render_blend_table(result))
     chosen = {t: tb.chosen for t, tb in result.targets.items()}

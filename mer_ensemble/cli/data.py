@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mer_ensemble.cli._app import app, friendly_errors
-from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load
+from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, open_experiment
 
 
 @app.command("check")
@@ -18,14 +18,11 @@ def check_cli(
     workdir: Path | None = WorkdirOpt,
 ) -> None:
     """Validate the config and the data; print a summary, write the folds."""
-    from mer_ensemble.data import load_dataset, load_or_make_folds
     from mer_ensemble.data.summary import dataset_problems, summarise
 
-    cfg, wd = load(config, set_, workdir)
-    ds = load_dataset(cfg, wd)
-    folds = load_or_make_folds(ds, wd, cfg.cv.folds, cfg.cv.fold_seed)
-    typer.echo(summarise(ds, folds))
-    problems = dataset_problems(ds, folds)
+    exp = open_experiment(config, set_, workdir)
+    typer.echo(summarise(exp.dataset, exp.folds))
+    problems = dataset_problems(exp.dataset, exp.folds)
     for p in problems:
         typer.echo(f"warning: {p}")
-    typer.echo(f"ok: config {config} and data are valid ({len(problems)} warning(s)); workdir {wd}")
+    typer.echo(f"ok: config {config} and data are valid ({len(problems)} warning(s)); workdir {exp.workdir}")

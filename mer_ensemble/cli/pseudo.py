@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mer_ensemble.cli._app import app, friendly_errors
-from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load
+from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, open_experiment
 
 
 @app.command("pseudo-label")
@@ -21,7 +21,6 @@ def pseudo_label_cli(
     use_test: bool = typer.Option(False, "--use-test-as-pool", help="Also pseudo-label test rows (off by default)."),
 ) -> None:
     """Pseudo-label the pool from agreeing runs (per fold, leak-free), retrain, report per round."""
-    from mer_ensemble.data import load_dataset
     from mer_ensemble.pseudo import run_pseudo_rounds
 
     extra = list(set_ or [])
@@ -29,9 +28,9 @@ def pseudo_label_cli(
         extra.append(f"pseudo.threshold={threshold}")
     if use_test:
         extra.append("pseudo.use_test=true")
-    cfg, wd = load(config, extra, workdir)
-    ds = load_dataset(cfg, wd)
-    history = run_pseudo_rounds(cfg, ds, wd, rounds=rounds, echo=typer.echo)
+    exp = open_experiment(config, extra, workdir)
+    wd = exp.workdir
+    history = run_pseudo_rounds(exp, rounds=rounds, echo=typer.echo)
     best = max(history, key=lambda s: s.cv_score)
     typer.echo(f"best round {best.round}: CV {best.cv_score:.4f}; runs {', '.join(best.runs)}")
     typer.echo(f"round curves: {wd / 'pseudo' / 'rounds.png'}; history: {wd / 'pseudo' / 'history.json'}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mer_ensemble.cli._app import app, friendly_errors
-from mer_ensemble.cli._common import SetOpt, WorkdirOpt, load
+from mer_ensemble.cli._common import SetOpt, WorkdirOpt, open_experiment
 
 
 @app.command("report")
@@ -24,11 +24,12 @@ def report_cli(
     from mer_ensemble.errors import ConfigError
     from mer_ensemble.report.html import write_report
 
-    cfg = None
+    exp = None
     if config is not None:
-        cfg, workdir = load(config, set_, workdir)
+        exp = open_experiment(config, set_, workdir)
+        workdir = exp.workdir
     elif workdir is None:
         raise ConfigError("report: pass --workdir DIR (or -c CONFIG to use its workdir)")
     assert workdir is not None
-    path = write_report(workdir, cfg, out)
+    path = write_report(workdir, exp, out)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")

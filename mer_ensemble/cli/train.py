@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mer_ensemble.cli._app import app, friendly_errors
-from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load
+from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, open_experiment
 
 
 @app.command("train-all")
@@ -30,11 +30,11 @@ def train_all_cli(
         extra.append(f"train.backend={backend}")
     if scheduler:
         extra.append(f"train.scheduler={scheduler}")
-    cfg, wd = load(config, extra, workdir)
+    exp = open_experiment(config, extra, workdir)
     run_ids = models.split(",") if models else None
-    records = train_all(cfg, wd, run_ids=run_ids, n_jobs=jobs)
+    records = train_all(exp, run_ids=run_ids, n_jobs=jobs)
     typer.echo(render_leaderboard(records))
-    typer.echo(f"stored {len(records)} run(s) in {wd / 'store'}")
+    typer.echo(f"stored {len(records)} run(s) in {exp.workdir / 'store'}")
 
 
 @app.command("leaderboard")

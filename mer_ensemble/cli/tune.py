@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mer_ensemble.cli._app import app, friendly_errors
-from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load
+from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, open_experiment
 
 
 def _read_space(path: Path) -> dict:
@@ -55,8 +55,9 @@ def tune_cli(
     """Tune one run's hyper-parameters with Optuna against its CV score; several processes may share a study."""
     from mer_ensemble.tune import TuneError, tune_model, tuned_entry, write_tuned_config
 
-    cfg, wd = load(config, set_, workdir)
-    result = tune_model(cfg, wd, model_id, n_trials=trials, storage=storage, study_name=study,
+    exp = open_experiment(config, set_, workdir)
+    cfg = exp.config
+    result = tune_model(exp, model_id, n_trials=trials, storage=storage, study_name=study,
                         space=_read_space(space) if space else None, pruner=pruner, timeout=timeout, seed=seed)
     typer.echo(f"study {result.study_name} in {result.storage}")
     typer.echo(f"trials: {result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed, "

@@ -1,7 +1,7 @@
 """Data: competition layouts, feature loading and cache, fixed folds, synthetic demo data."""
 
 from mer_ensemble.data.dataset import SPLITS, Dataset, FeatureBlock, Frames
-from mer_ensemble.data.folds import Folds, load_or_make_folds, make_folds
+from mer_ensemble.data.folds import Folds, load_or_make_folds, make_folds, read_folds
 from mer_ensemble.data.load import load_dataset, load_table
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "load_or_make_folds",
     "load_table",
     "make_folds",
+    "read_folds",
 ]

@@ -19,7 +19,7 @@ from mer_ensemble.data.dataset import Dataset
 from mer_ensemble.errors import DataError
 from mer_ensemble.io import atomic_write_text
 
-__all__ = ["Folds", "load_or_make_folds", "make_folds"]
+__all__ = ["Folds", "load_or_make_folds", "make_folds", "read_folds"]
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,15 @@ class Folds:
     """Fold assignment of the labelled rows.
 
     ``rows`` ``(m,)`` dataset row indices of the labelled rows; ``fold`` ``(m,)`` fold id
-    of each; ``hash`` identifies the assignment (names + fold ids).
+    of each; ``hash`` identifies the assignment (names + fold ids); ``path`` the
+    ``folds.csv`` it was read from or written to ("" when it lives in memory only).
     """
 
     rows: np.ndarray
     fold: np.ndarray
     n_folds: int
     hash: str
+    path: str = ""
 
     def split(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Dataset row indices ``(train_rows, valid_rows)`` of fold ``k``."""
@@ -83,38 +85,80 @@ def make_folds(dataset: Dataset, n_folds: int = 5, seed: int = 0) -> Folds:
     return Folds(rows, fold, n_folds, _hash(dataset.names[rows], fold))
 
 
-def load_or_make_folds(dataset: Dataset, workdir: Path, n_folds: int = 5, seed: int = 0) -> Folds:
-    """Read ``workdir/folds.csv`` if present (checking it fits the data), else make and write it."""
-    path = workdir / "folds.csv"
-    meta_path = workdir / "folds.json"
-    if path.is_file():
-        table = pd.read_csv(path, dtype={"name": str, "fold": np.int64})
-        index = pd.Series(np.arange(dataset.n_rows), index=dataset.names)
-        labelled = set(dataset.names[dataset.labelled_rows])
-        if set(table["name"]) != labelled:
-            raise DataError(
-                f"{path}: folds were made for a different labelled set ({len(table)} rows vs {len(labelled)} now); "
-                "delete it or use another --workdir"
-            )
-        k = int(table["fold"].max()) + 1
-        if k != n_folds:
-            raise DataError(
-                f"{path}: folds file has {k} folds but cv.folds is {n_folds}; delete it or use another --workdir"
-            )
-        rows = index[table["name"]].to_numpy(np.int64)
-        fold = table["fold"].to_numpy(np.int64)
-        return Folds(rows, fold, k, _hash(table["name"].to_numpy(), fold))
-    folds = make_folds(dataset, n_folds, seed)
-    workdir.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame({"name": dataset.names[folds.rows], "fold": folds.fold})
-    atomic_write_text(path, frame.to_csv(index=False))
-    meta = {
-        "hash": folds.hash,
+def read_folds(path: Path, dataset: Dataset, *, expected_hash: str | None = None) -> Folds:
+    """Read a ``folds.csv`` (``name,fold``) for ``dataset``; it must cover exactly the labelled rows.
+
+    With ``expected_hash`` the file must still hold the assignment of that hash (a job
+    checks the folds it was planned with this way instead of re-deriving them).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: folds file not found; run mer-ensemble check or train-all to make it")
+    table = pd.read_csv(path, dtype={"name": str, "fold": np.int64})
+    labelled = set(dataset.names[dataset.labelled_rows])
+    if set(table["name"]) != labelled:
+        raise DataError(
+            f"{path}: folds were made for a different labelled set ({len(table)} rows vs {len(labelled)} now); "
+            "delete it or use another --workdir"
+        )
+    index = pd.Series(np.arange(dataset.n_rows), index=dataset.names)
+    rows = index[table["name"]].to_numpy(np.int64)
+    fold = table["fold"].to_numpy(np.int64)
+    folds = Folds(rows, fold, int(fold.max()) + 1, _hash(table["name"].to_numpy(), fold), str(path))
+    if expected_hash is not None and folds.hash != expected_hash:
+        raise DataError(
+            f"{path}: holds folds {folds.hash}, but the job was planned with folds {expected_hash}; "
+            "the folds changed under a running train-all (start it again)"
+        )
+    return folds
+
+
+def _settings(dataset: Dataset, n_folds: int, seed: int) -> dict:
+    """What decides a fold assignment besides the data: checked against ``folds.json`` on reuse."""
+    return {
         "n_folds": n_folds,
         "seed": seed,
         "grouped": dataset.groups is not None,
         "stratified_on": dataset.task.targets[0].name,
-        "n_rows": int(len(folds.rows)),
     }
+
+
+def load_or_make_folds(dataset: Dataset, workdir: Path, n_folds: int = 5, seed: int = 0) -> Folds:
+    """Read ``workdir/folds.csv`` if present, else make and write it (with ``folds.json``).
+
+    A stored assignment is reused only when it fits the data, still has the hash recorded in
+    ``folds.json`` and was made with the same settings (``cv.folds``, ``cv.fold_seed``,
+    grouping, stratification target); otherwise the error says what differs.
+    """
+    path = Path(workdir) / "folds.csv"
+    meta_path = Path(workdir) / "folds.json"
+    wanted = _settings(dataset, n_folds, seed)
+    if path.is_file():
+        folds = read_folds(path, dataset)
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if meta.get("hash", folds.hash) != folds.hash:
+            raise DataError(
+                f"{path}: the file was edited since it was written (hash {folds.hash}, {meta_path.name} "
+                f"records {meta['hash']}); delete both or use another --workdir"
+            )
+        if folds.n_folds != n_folds:
+            raise DataError(
+                f"{path}: folds file has {folds.n_folds} folds but cv.folds is {n_folds}; "
+                "delete it or use another --workdir"
+            )
+        stored = {k: meta.get(k, v) for k, v in wanted.items()}
+        changed = [k for k in wanted if stored[k] != wanted[k]]
+        if changed:
+            keys = {"n_folds": "cv.folds", "seed": "cv.fold_seed", "grouped": "grouping (data.group_by)",
+                    "stratified_on": "the first target"}
+            detail = ", ".join(f"{keys[k]} {stored[k]!r} then, {wanted[k]!r} now" for k in changed)
+            raise DataError(f"{path}: folds were made with other settings ({detail}); "
+                            "delete it or use another --workdir")
+        return folds
+    folds = make_folds(dataset, n_folds, seed)
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"name": dataset.names[folds.rows], "fold": folds.fold})
+    atomic_write_text(path, frame.to_csv(index=False))
+    meta = {"hash": folds.hash, **wanted, "n_rows": int(len(folds.rows))}
     atomic_write_text(meta_path, json.dumps(meta, indent=1))
-    return folds
+    return Folds(folds.rows, folds.fold, folds.n_folds, folds.hash, str(path))

@@ -26,7 +26,7 @@ from mer_ensemble.report.leaderboard import leaderboard_rows
 from mer_ensemble.store import RunRecord, load_runs
 
 if TYPE_CHECKING:
-    from mer_ensemble.config import Config
+    from mer_ensemble.experiment import Experiment
 
 __all__ = ["BlendInputs", "Section", "build_report", "confusion_counts", "per_class_scores", "write_report"]
 
@@ -326,28 +326,26 @@ def _pseudo_section(workdir: Path) -> Section:
     return Section("pseudo-labels", title, note + table + _img(png, "pseudo-label round curves"))
 
 
-def _labels_from_config(cfg: Config | None, workdir: Path, records: list[RunRecord]) -> dict[str, np.ndarray] | None:
-    """Labels of the stored runs' rows ``{target: (m,)}``, when a config is given."""
-    if cfg is None or not records:
+def _labels_of(exp: Experiment | None, records: list[RunRecord]) -> dict[str, np.ndarray] | None:
+    """Labels of the stored runs' rows ``{target: (m,)}``, when an experiment is given."""
+    if exp is None or not records:
         return None
-    from mer_ensemble.data import load_dataset
-
-    ds = load_dataset(cfg, workdir)
+    ds = exp.dataset
     return {t: np.asarray(ds.labels[t])[records[0].rows] for t in ds.labels}
 
 
-def build_report(workdir: Path, cfg: Config | None = None) -> str:
+def build_report(workdir: Path, exp: Experiment | None = None) -> str:
     """The HTML text of the report of ``workdir`` (see the module doc for the inputs)."""
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise StoreError(f"workdir {workdir} not found; pass the --workdir of a train-all")
     records = load_runs(workdir)
     blend = _load_blend(workdir)
-    labels = _labels_from_config(cfg, workdir, records)
+    labels = _labels_of(exp, records)
     sections = [_leaderboard_section(records, blend), _blend_section(blend), *_confusion_section(blend, records),
                 _diversity_section(records, blend, labels), _pseudo_section(workdir)]
     task = (records[0].manifest.get("task") if records else None) or (blend.summary.get("task") if blend else "—")
-    source = (cfg.source if cfg else None) or (blend.summary.get("config") if blend else None) or "—"
+    source = (exp.config.source if exp else None) or (blend.summary.get("config") if blend else None) or "—"
     nav = "".join(f'<a href="#{s.id}">{_e(s.title.split(" (")[0])}</a>' for s in sections)
     head = (f"<header><h1>mer-ensemble report: {_e(workdir.name)}</h1>"
             f"<p>task <b>{_e(task)}</b> • config {_e(source)} • workdir {_e(workdir.resolve())} • "
@@ -359,9 +357,12 @@ def build_report(workdir: Path, cfg: Config | None = None) -> str:
             f"<body>{head}<main>\n{body}\n</main></body></html>\n")
 
 
-def write_report(workdir: Path, cfg: Config | None = None, out: Path | None = None) -> Path:
-    """Write the report atomically to ``out`` (default ``<workdir>/report.html``); returns the path."""
+def write_report(workdir: Path, exp: Experiment | None = None, out: Path | None = None) -> Path:
+    """Write the report atomically to ``out`` (default ``<workdir>/report.html``); returns the path.
+
+    With ``exp`` (the workdir's experiment) the diversity heatmaps use the true labels.
+    """
     from mer_ensemble.io import atomic_write_text
 
-    text = build_report(workdir, cfg)
+    text = build_report(workdir, exp)
     return atomic_write_text(Path(out) if out else Path(workdir) / "report.html", text)

@@ -48,7 +48,7 @@ def job_label(job: JobSpec) -> str:
 
 
 def absolute_paths(job: JobSpec) -> JobSpec:
-    """The job with its config, workdir, output and pseudo-label paths made absolute.
+    """The job with its config, workdir, folds, output and pseudo-label paths made absolute.
 
     Workers start in their own folder, so relative paths (and data paths relative to a
     relative config path) would point elsewhere there; shared storage must be mounted
@@ -59,8 +59,8 @@ def absolute_paths(job: JobSpec) -> JobSpec:
 
     source = job.config_source
     return replace(job, config_source=absolute(source) if Path(source).is_file() else source,
-                   workdir=str(absolute(job.workdir)), out=str(absolute(job.out)),
-                   pseudo_file=absolute(job.pseudo_file))
+                   workdir=str(absolute(job.workdir)), folds_path=str(absolute(job.folds_path)),
+                   out=str(absolute(job.out)), pseudo_file=absolute(job.pseudo_file))
 
 
 def run_on_worker(job: JobSpec) -> str:

@@ -7,7 +7,6 @@ workdir's feature cache and writing its result atomically to ``spec.out``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -16,23 +15,29 @@ from typing import Any
 
 import numpy as np
 
-from mer_ensemble.config import Config, ModelSpec, parse_config
+from mer_ensemble.config import Config, parse_config
 from mer_ensemble.data.dataset import Dataset
-from mer_ensemble.errors import ConfigError
 from mer_ensemble.io import atomic_save_npz
 
-__all__ = ["JobSpec", "build_inputs", "resolve_features", "resolve_targets", "run_job", "spec_hash"]
+__all__ = ["JobSpec", "build_inputs", "run_job"]
 
 PREDICT_CHUNK = 4096
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """Everything a worker needs to run one job."""
+    """Everything a worker needs to run one job (made by :class:`~mer_ensemble.training.plan.JobBuilder`).
+
+    ``config`` (a dump of the validated config) tells the worker how to read the dataset
+    from the workdir's cache; ``folds_path``/``folds_hash`` name the folds it was planned
+    with, which the worker verifies.
+    """
 
     config: dict[str, Any]
     config_source: str
     workdir: str
+    folds_path: str
+    folds_hash: str
     run_key: str
     model: dict[str, Any]
     features: tuple[str, ...]
@@ -43,42 +48,6 @@ class JobSpec:
     threads: int = 1
     pseudo_file: str | None = None
     device: str = "auto"
-
-
-def resolve_features(spec: ModelSpec, cfg: Config) -> list[str]:
-    """Feature names of a run: ``features`` may name modalities, features or both (default: all)."""
-    modalities = cfg.data.features
-    all_features = [f for names in modalities.values() for f in names]
-    if not spec.features:
-        return all_features
-    out: list[str] = []
-    for item in spec.features:
-        if item in modalities:
-            out.extend(f for f in modalities[item] if f not in out)
-        elif item in all_features:
-            if item not in out:
-                out.append(item)
-        else:
-            raise ConfigError(
-                f"models[{spec.run_id}].features: {item!r} is neither a modality ({', '.join(modalities)}) "
-                f"nor a feature ({', '.join(all_features)})"
-            )
-    return out
-
-
-def resolve_targets(spec: ModelSpec, task_targets: list[str]) -> list[str]:
-    if not spec.targets:
-        return list(task_targets)
-    bad = [t for t in spec.targets if t not in task_targets]
-    if bad:
-        raise ConfigError(f"models[{spec.run_id}].targets: unknown target(s) {bad}; task targets: {task_targets}")
-    return list(spec.targets)
-
-
-def spec_hash(*parts: Any) -> str:
-    """Stable hash of JSON-able parts (model spec, folds hash, data fingerprint, pseudo file)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def build_inputs(ds: Dataset, features: list[str], rows: np.ndarray, level: str, max_frames: int) -> dict[str, Any]:
@@ -139,11 +108,11 @@ def run_job(spec: JobSpec) -> str:
 
 
 def _run_job(spec: JobSpec) -> str:
-    from mer_ensemble.data.folds import load_or_make_folds
+    from mer_ensemble.data.folds import read_folds
     from mer_ensemble.models import create_model, get_model_class
 
     cfg, ds = _dataset_for(spec)
-    folds = load_or_make_folds(ds, Path(spec.workdir), cfg.cv.folds, cfg.cv.fold_seed)
+    folds = read_folds(Path(spec.folds_path), ds, expected_hash=spec.folds_hash)
     train_rows, valid_rows = folds.split(spec.fold)
     features, targets = list(spec.features), list(spec.targets)
     y_train = {t: ds.labels[t][train_rows] for t in targets}

@@ -7,125 +7,24 @@ the records equal an uninterrupted run's (jobs are deterministic for a seed).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mer_ensemble import __version__
-from mer_ensemble.config import Config, ModelSpec
+from mer_ensemble.config import Config
 from mer_ensemble.data.dataset import Dataset
-from mer_ensemble.data.folds import Folds, load_or_make_folds
-from mer_ensemble.errors import ConfigError, StoreError
+from mer_ensemble.data.folds import Folds
+from mer_ensemble.errors import StoreError
+from mer_ensemble.experiment import Experiment
 from mer_ensemble.metrics import combine_scores
 from mer_ensemble.progress import progress_bar
 from mer_ensemble.store import RunRecord, save_run
-from mer_ensemble.training.jobs import JobSpec, resolve_features, resolve_targets, run_job, spec_hash
+from mer_ensemble.training.jobs import JobSpec, run_job
+from mer_ensemble.training.plan import JobBuilder, RunPlan, select_specs
 
-__all__ = ["RunPlan", "plan_runs", "run_jobs", "train_all", "select_specs"]
-
-
-@dataclass
-class RunPlan:
-    """The jobs of one run (a ``models:`` entry, possibly in a pseudo-label round)."""
-
-    key: str
-    spec: ModelSpec
-    features: list[str]
-    targets: list[str]
-    seeds: list[int]
-    jobs: list[JobSpec]
-    hash: str
-    round: int = 0
-    pseudo_file: str | None = None
-
-
-def select_specs(cfg: Config, run_ids: Iterable[str] | None) -> list[ModelSpec]:
-    """The ``models:`` entries to train (all, or those named), erroring on unknown ids."""
-    if not cfg.models:
-        raise ConfigError(f"{cfg.source}: models: the config lists no model to train")
-    if run_ids is None:
-        return list(cfg.models)
-    by_id = {m.run_id: m for m in cfg.models}
-    wanted = [r.strip() for r in run_ids if r.strip()]
-    unknown = [r for r in wanted if r not in by_id]
-    if unknown:
-        raise ConfigError(f"--models: unknown run id(s) {unknown}; the config has {', '.join(by_id)}")
-    return [by_id[r] for r in wanted]
-
-
-def _threads(cfg: Config, n_jobs: int) -> int:
-    if cfg.train.threads:
-        return cfg.train.threads
-    return max(1, (os.cpu_count() or 1) // n_jobs)
-
-
-def plan_runs(
-    cfg: Config,
-    ds: Dataset,
-    folds: Folds,
-    workdir: Path,
-    specs: list[ModelSpec],
-    *,
-    n_jobs: int = 1,
-    round_: int = 0,
-    pseudo_file: str | None = None,
-    key_suffix: str = "",
-) -> list[RunPlan]:
-    """One :class:`RunPlan` per spec; job output paths encode the spec, folds, data and pseudo file."""
-    from mer_ensemble.models import get_model_class, model_defaults
-
-    plans = []
-    raw = cfg.model_dump(mode="json")
-    pseudo_digest = _file_digest(pseudo_file) if pseudo_file else None
-    for spec in specs:
-        try:
-            get_model_class(spec.name)
-        except Exception as exc:  # noqa: BLE001 - re-raised with the run id
-            raise ConfigError(f"models[{spec.run_id}].name: {exc}") from None
-        unknown = sorted(set(spec.params) - set(model_defaults(spec.name)))
-        if unknown:
-            raise ConfigError(
-                f"models[{spec.run_id}].params: unknown parameter(s) {unknown} for {spec.name}; "
-                f"allowed: {sorted(model_defaults(spec.name))}"
-            )
-        features = resolve_features(spec, cfg)
-        targets = resolve_targets(spec, ds.task.target_names)
-        seeds = spec.seeds or cfg.cv.seeds
-        key = spec.run_id + key_suffix
-        digest = spec_hash(spec.name, spec.params, features, targets, folds.hash, ds.fingerprint, pseudo_digest,
-                           cfg.data.max_frames, __version__)
-        folder = workdir / "jobs" / key / digest
-        jobs = [
-            JobSpec(
-                config=raw,
-                config_source=cfg.source or "config",
-                workdir=str(workdir),
-                run_key=key,
-                model={"name": spec.name, "params": dict(spec.params)},
-                features=tuple(features),
-                targets=tuple(targets),
-                fold=k,
-                seed=seed,
-                out=str(folder / f"fold{k}-seed{seed}.npz"),
-                threads=_threads(cfg, n_jobs),
-                pseudo_file=pseudo_file,
-                device=cfg.train.device,
-            )
-            for seed in seeds
-            for k in range(folds.n_folds)
-        ]
-        plans.append(RunPlan(key, spec, features, targets, list(seeds), jobs, digest, round_, pseudo_file))
-    return plans
-
-
-def _file_digest(path: str) -> str:
-    import hashlib
-
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
+__all__ = ["RunPlan", "aggregate", "run_jobs", "select_specs", "train_all"]
 
 
 def run_jobs(jobs: list[JobSpec], *, n_jobs: int = 1, backend: str = "local", scheduler: str | None = None,
@@ -249,35 +148,28 @@ def _manifest(plan: RunPlan, ds: Dataset, folds: Folds, cfg: Config, oof: dict[s
 
 
 def train_all(
-    cfg: Config,
-    workdir: Path,
+    exp: Experiment,
     *,
     run_ids: Iterable[str] | None = None,
     n_jobs: int | None = None,
-    dataset: Dataset | None = None,
     round_: int = 0,
     pseudo_file: str | None = None,
     key_suffix: str = "",
     progress: bool = True,
 ) -> list[RunRecord]:
-    """Train every selected run across folds and seeds; returns the stored records."""
-    from mer_ensemble.data import load_dataset
-
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    ds = dataset if dataset is not None else load_dataset(cfg, workdir)
-    folds = load_or_make_folds(ds, workdir, cfg.cv.folds, cfg.cv.fold_seed)
+    """Train every selected run of ``exp`` across folds and seeds; returns the stored records."""
+    cfg = exp.config
     n_jobs = n_jobs or cfg.train.jobs
-    specs = select_specs(cfg, run_ids)
-    plans = plan_runs(cfg, ds, folds, workdir, specs, n_jobs=n_jobs, round_=round_, pseudo_file=pseudo_file,
-                      key_suffix=key_suffix)
+    builder = JobBuilder(exp, n_jobs=n_jobs)
+    plans = [builder.plan(spec, round_=round_, pseudo_file=pseudo_file, key_suffix=key_suffix)
+             for spec in select_specs(cfg, run_ids)]
     start = time.perf_counter()
     run_jobs([j for p in plans for j in p.jobs], n_jobs=n_jobs, backend=cfg.train.backend,
              scheduler=cfg.train.scheduler, progress=progress)
     wall = time.perf_counter() - start
     records = []
     for plan in plans:
-        record = aggregate(plan, ds, folds, cfg, wall / max(len(plans), 1))
-        save_run(workdir, record)
+        record = aggregate(plan, exp.dataset, exp.folds, cfg, wall / max(len(plans), 1))
+        save_run(exp.workdir, record)
         records.append(record)
     return records

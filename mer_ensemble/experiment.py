@@ -1,0 +1,71 @@
+"""The experiment every command works on: config + workdir + dataset + folds, built once.
+
+``train-all``, ``tune``, ``blend``, ``pseudo-label`` and ``report`` receive an
+:class:`Experiment` instead of rebuilding the same pieces: the dataset is read (and
+cached) once, and the folds are read from ``workdir/folds.csv`` — checked against their
+stored hash and settings — or made and written there on first use.
+
+>>> from mer_ensemble.config import load_config
+>>> from mer_ensemble.experiment import Experiment
+>>> exp = Experiment.open(load_config("configs/demo.yaml"))      # doctest: +SKIP
+>>> exp.folds.n_folds, exp.dataset.task.target_names              # doctest: +SKIP
+(5, ['discrete'])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mer_ensemble.config import Config
+from mer_ensemble.data.dataset import Dataset
+from mer_ensemble.data.folds import Folds, load_or_make_folds
+from mer_ensemble.tasks import TaskSpec
+
+__all__ = ["Experiment"]
+
+
+@dataclass
+class Experiment:
+    """One config's data, folds and workdir.
+
+    ``config``: the validated config; ``workdir``: where folds, cache, jobs, store, blends
+    and reports live; ``dataset``: every row with labels and features; ``folds``: the fixed
+    fold assignment of the labelled rows (``workdir/folds.csv``).
+    """
+
+    config: Config
+    workdir: Path
+    dataset: Dataset
+    folds: Folds
+
+    @classmethod
+    def open(
+        cls,
+        config: Config,
+        workdir: str | Path | None = None,
+        *,
+        dataset: Dataset | None = None,
+        use_cache: bool = True,
+    ) -> Experiment:
+        """Load the dataset (unless given) and read or make the folds.
+
+        ``workdir`` defaults to the config's (``workdir:`` or ``runs/<config stem>``); it is
+        created when missing. ``use_cache=False`` reads every feature file again.
+        """
+        from mer_ensemble.data.load import load_dataset
+
+        workdir = Path(workdir) if workdir is not None else config.default_workdir()
+        workdir.mkdir(parents=True, exist_ok=True)
+        ds = dataset if dataset is not None else load_dataset(config, workdir, use_cache=use_cache)
+        folds = load_or_make_folds(ds, workdir, config.cv.folds, config.cv.fold_seed)
+        return cls(config, workdir, ds, folds)
+
+    @property
+    def task(self) -> TaskSpec:
+        return self.dataset.task
+
+    @property
+    def stem(self) -> str:
+        """The config's name, used in study and submission names."""
+        return self.config.stem

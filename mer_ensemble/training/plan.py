@@ -1,0 +1,174 @@
+"""The one job builder: ``models:`` entries → checked run plans → model × fold × seed jobs.
+
+Every job of ``train-all``, a pseudo-label round or a ``tune`` trial is made here, from
+the :class:`~mer_ensemble.experiment.Experiment`: a job carries the config (to read the
+dataset from the workdir's cache), the path and hash of the folds (which the worker
+verifies instead of re-deriving them), the model, its inputs and its output path. The
+output folder of a run is keyed by :meth:`JobBuilder.run_digest`, so a changed model,
+data, folds or pseudo-label file trains again while an unchanged one resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mer_ensemble import __version__
+from mer_ensemble.config import Config, ModelSpec
+from mer_ensemble.errors import ConfigError
+from mer_ensemble.experiment import Experiment
+from mer_ensemble.training.jobs import JobSpec
+
+__all__ = ["JobBuilder", "RunPlan", "resolve_features", "resolve_targets", "select_specs", "spec_hash"]
+
+
+@dataclass
+class RunPlan:
+    """The jobs of one run (a ``models:`` entry, possibly in a pseudo-label round)."""
+
+    key: str
+    spec: ModelSpec
+    features: list[str]
+    targets: list[str]
+    seeds: list[int]
+    jobs: list[JobSpec]
+    hash: str
+    round: int = 0
+    pseudo_file: str | None = None
+
+
+def spec_hash(*parts: Any) -> str:
+    """Stable hash of JSON-able parts (model spec, folds hash, data fingerprint, pseudo file)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def resolve_features(spec: ModelSpec, cfg: Config) -> list[str]:
+    """Feature names of a run: ``features`` may name modalities, features or both (default: all)."""
+    modalities = cfg.data.features
+    all_features = [f for names in modalities.values() for f in names]
+    if not spec.features:
+        return all_features
+    out: list[str] = []
+    for item in spec.features:
+        if item in modalities:
+            out.extend(f for f in modalities[item] if f not in out)
+        elif item in all_features:
+            if item not in out:
+                out.append(item)
+        else:
+            raise ConfigError(
+                f"models[{spec.run_id}].features: {item!r} is neither a modality ({', '.join(modalities)}) "
+                f"nor a feature ({', '.join(all_features)})"
+            )
+    return out
+
+
+def resolve_targets(spec: ModelSpec, task_targets: list[str]) -> list[str]:
+    """Targets of a run: its ``targets`` (checked against the task's) or all of the task's."""
+    if not spec.targets:
+        return list(task_targets)
+    bad = [t for t in spec.targets if t not in task_targets]
+    if bad:
+        raise ConfigError(f"models[{spec.run_id}].targets: unknown target(s) {bad}; task targets: {task_targets}")
+    return list(spec.targets)
+
+
+def select_specs(cfg: Config, run_ids: Iterable[str] | None) -> list[ModelSpec]:
+    """The ``models:`` entries to train (all, or those named), erroring on unknown ids."""
+    if not cfg.models:
+        raise ConfigError(f"{cfg.source}: models: the config lists no model to train")
+    if run_ids is None:
+        return list(cfg.models)
+    by_id = {m.run_id: m for m in cfg.models}
+    wanted = [r.strip() for r in run_ids if r.strip()]
+    unknown = [r for r in wanted if r not in by_id]
+    if unknown:
+        raise ConfigError(f"--models: unknown run id(s) {unknown}; the config has {', '.join(by_id)}")
+    return [by_id[r] for r in wanted]
+
+
+def _file_digest(path: str) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
+
+
+class JobBuilder:
+    """Makes every job of an experiment.
+
+    ``threads``: CPU threads each job may use (``train.threads``, else the cores divided
+    by ``n_jobs`` parallel jobs).
+    """
+
+    def __init__(self, exp: Experiment, *, n_jobs: int = 1, threads: int | None = None) -> None:
+        self.exp = exp
+        self.threads = threads or exp.config.train.threads or max(1, (os.cpu_count() or 1) // max(n_jobs, 1))
+        self._config = exp.config.model_dump(mode="json")
+
+    def check_spec(self, spec: ModelSpec) -> tuple[list[str], list[str]]:
+        """Check a ``models:`` entry (family, parameter names, features, targets); returns its
+        ``(features, targets)``. Errors name the run id and what is allowed."""
+        from mer_ensemble.models import get_model_class, model_defaults
+
+        try:
+            get_model_class(spec.name)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the run id
+            raise ConfigError(f"models[{spec.run_id}].name: {exc}") from None
+        unknown = sorted(set(spec.params) - set(model_defaults(spec.name)))
+        if unknown:
+            raise ConfigError(
+                f"models[{spec.run_id}].params: unknown parameter(s) {unknown} for {spec.name}; "
+                f"allowed: {sorted(model_defaults(spec.name))}"
+            )
+        return resolve_features(spec, self.exp.config), resolve_targets(spec, self.exp.task.target_names)
+
+    def run_digest(self, name: str, params: dict[str, Any], features: list[str], targets: list[str],
+                   pseudo_file: str | None = None) -> str:
+        """The key of a run's job folder: model, parameters, inputs, folds, data, pseudo-label file, version."""
+        exp = self.exp
+        pseudo_digest = _file_digest(pseudo_file) if pseudo_file else None
+        return spec_hash(name, params, features, targets, exp.folds.hash, exp.dataset.fingerprint, pseudo_digest,
+                         exp.config.data.max_frames, __version__)
+
+    def job(self, *, run_key: str, model: str, params: dict[str, Any], features: list[str], targets: list[str],
+            fold: int, seed: int, out: Path, pseudo_file: str | None = None) -> JobSpec:
+        """One model × fold × seed job writing ``out``."""
+        exp = self.exp
+        return JobSpec(
+            config=self._config,
+            config_source=exp.config.source or "config",
+            workdir=str(exp.workdir),
+            folds_path=exp.folds.path,
+            folds_hash=exp.folds.hash,
+            run_key=run_key,
+            model={"name": model, "params": dict(params)},
+            features=tuple(features),
+            targets=tuple(targets),
+            fold=fold,
+            seed=seed,
+            out=str(out),
+            threads=self.threads,
+            pseudo_file=pseudo_file,
+            device=exp.config.train.device,
+        )
+
+    def plan(self, spec: ModelSpec, *, round_: int = 0, pseudo_file: str | None = None,
+             key_suffix: str = "") -> RunPlan:
+        """The checked run of one ``models:`` entry: every fold × seed job, outputs under
+        ``workdir/jobs/<run key>/<run digest>/``."""
+        features, targets = self.check_spec(spec)
+        seeds = list(spec.seeds or self.exp.config.cv.seeds)
+        key = spec.run_id + key_suffix
+        digest = self.run_digest(spec.name, spec.params, features, targets, pseudo_file)
+        folder = self.exp.workdir / "jobs" / key / digest
+        jobs = [
+            self.job(run_key=key, model=spec.name, params=spec.params, features=features, targets=targets,
+                     fold=k, seed=seed, out=folder / f"fold{k}-seed{seed}.npz", pseudo_file=pseudo_file)
+            for seed in seeds
+            for k in range(self.exp.folds.n_folds)
+        ]
+        return RunPlan(key, spec, features, targets, seeds, jobs, digest, round_, pseudo_file)
