@@ -1,28 +1,48 @@
-"""The blend pipeline: stored runs → per-target blenders → honest scores → test labels.
+"""The blend layer: stored runs → per-target blenders → honest scores → a saved blend.
 
 Every blender is fitted on out-of-fold probabilities only. Each method is scored
 twice: in-sample (fitted and scored on the same OOF rows; optimistic) and nested
 (for each fold, fitted on the other folds' OOF rows and scored on that fold). The
 method chosen by ``blend.choose: auto`` is the one with the best nested score, so
 the choice itself does not look at the rows it is judged on twice.
+
+:func:`blend_runs` computes a :class:`BlendResult`; :func:`save_blend` writes what a
+blend leaves behind — the validated submission with its JSON sidecar, and
+``<workdir>/blend/latest.json`` + ``latest.npz``, which :func:`load_latest_blend` (and the
+report) read back.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mer_ensemble.config import Config
+from mer_ensemble.config import BlendConfig
 from mer_ensemble.data.dataset import Dataset
-from mer_ensemble.errors import BlendError
+from mer_ensemble.errors import BlendError, ConfigError, StoreError
+from mer_ensemble.experiment import Experiment
 from mer_ensemble.store import RunRecord
 
-__all__ = ["BlendResult", "MethodScore", "blend_runs", "check_compatible", "select_runs"]
+__all__ = [
+    "BlendResult",
+    "LatestBlend",
+    "MethodScore",
+    "blend_runs",
+    "check_blend_config",
+    "check_compatible",
+    "load_latest_blend",
+    "save_blend",
+    "select_runs",
+]
+
+#: how every score of a blend is estimated (written into sidecars and reports)
+NESTED_ESTIMATE = "nested CV: blender fitted on K-1 folds' OOF rows, scored on the held-out fold"
 
 
 @dataclass
@@ -107,38 +127,56 @@ def check_compatible(records: list[RunRecord], target: str, ds: Dataset | None =
             raise BlendError(f"the runs' classes of {target} differ from the config's: {ref.classes(target)}")
 
 
-def _method_params(name: str, cfg: Config, storage: str | None) -> dict[str, Any]:
-    b = cfg.blend
-    if name == "greedy":
-        return {"steps": b.greedy_steps}
-    if name == "optuna":
-        return {"n_trials": b.optuna_trials, "seed": b.seed, "storage": storage}
-    if name == "stacking":
-        return {"meta": b.stacking_meta, "seed": b.seed}
-    return {}
+def check_blend_config(blend: BlendConfig) -> None:
+    """Refuse unknown methods in ``blend.methods``/``blend.choose``/``blend.params`` and unknown
+    settings of a method, naming the key and what is allowed (:class:`ConfigError`)."""
+    from mer_ensemble.ensemble import BLENDERS, blender_params, list_blenders
+
+    for key, names in (("blend.methods", blend.methods), ("blend.params", list(blend.params))):
+        unknown = [n for n in names if n not in BLENDERS]
+        if unknown:
+            raise ConfigError(f"{key}: unknown blender(s) {unknown}; expected {', '.join(list_blenders())}")
+    if not blend.methods:
+        raise ConfigError("blend.methods: empty; name at least one of " + ", ".join(list_blenders()))
+    if blend.choose != "auto" and blend.choose not in blend.methods:
+        raise ConfigError(f"blend.choose: {blend.choose!r} is not among blend.methods {blend.methods}")
+    for name, params in blend.params.items():
+        if not isinstance(params, dict):
+            raise ConfigError(f"blend.params.{name}: expected a mapping of settings, got {params!r}")
+        unknown = sorted(set(params) - set(blender_params(name)))
+        if unknown:
+            raise ConfigError(f"blend.params.{name}: unknown setting(s) {unknown}; allowed: {blender_params(name)}")
+
+
+def _study_name(exp: Experiment, target: str, oof: np.ndarray, y: np.ndarray) -> str:
+    """One study per blend input: the same runs resume it, changed predictions start a new one."""
+    digest = hashlib.sha1(np.ascontiguousarray(oof, dtype=np.float32).tobytes() + y.tobytes()).hexdigest()
+    return f"{exp.stem}-{target}-{oof.shape[0]}runs-{digest[:12]}"
 
 
 def blend_runs(
-    cfg: Config,
-    ds: Dataset,
-    records: list[RunRecord],
-    workdir: Path,
+    exp: Experiment,
+    records: list[RunRecord] | None = None,
     *,
     methods: list[str] | None = None,
     choose: str | None = None,
 ) -> BlendResult:
-    """Blend every target; score every method in-sample and nested; keep the chosen one's test probabilities."""
-    from mer_ensemble.ensemble import in_sample_score, make_blender, nested_oof_proba
+    """Blend every target of ``exp`` from its stored runs (or ``records``); score every method
+    in-sample and nested; keep each method's test probabilities and the chosen one's."""
+    from mer_ensemble.ensemble import FitContext, make_blender, nested_oof_proba
+    from mer_ensemble.store import load_runs
 
-    methods = methods or cfg.blend.methods
-    choose = choose or cfg.blend.choose
-    if choose != "auto" and choose not in methods:
-        raise BlendError(f"blend.choose: {choose!r} is not among blend.methods {methods}")
-    storage = cfg.blend.optuna_storage or f"sqlite:///{(Path(workdir) / 'optuna.db').resolve()}"
+    cfg, ds = exp.config, exp.dataset
+    settings = cfg.blend.model_copy(update={k: v for k, v in (("methods", methods), ("choose", choose)) if v})
+    check_blend_config(settings)
+    records = load_runs(exp.workdir) if records is None else records
+    if not records:
+        raise StoreError(f"no stored runs in {exp.workdir / 'store'}; run mer-ensemble train-all first")
+    storage = settings.storage or f"sqlite:///{(exp.workdir / 'optuna.db').resolve()}"
     result = BlendResult()
     for target in ds.task.target_names:
         spec = ds.task.target(target)
-        patterns = cfg.blend.runs.get(target) if isinstance(cfg.blend.runs, dict) else cfg.blend.runs
+        patterns = settings.runs.get(target) if isinstance(settings.runs, dict) else settings.runs
         runs = select_runs(records, patterns, target)
         check_compatible(runs, target, ds)
         y_all = ds.labels[target][runs[0].rows]
@@ -147,36 +185,27 @@ def blend_runs(
         folds = runs[0].fold[known]
         oof = np.stack([r.oof[target][known] for r in runs])
         test = np.stack([r.test[target] for r in runs])
+        context = FitContext(storage=storage, study_name=_study_name(exp, target, oof, y))
 
-        def score(y_true: np.ndarray, y_pred: np.ndarray, _s=spec) -> float:
-            return _s.score(y_true, y_pred)
+        def make(name: str) -> Any:
+            return make_blender(name, class_bias=settings.class_bias, **settings.params.get(name, {}))
 
-        scored = []
-        nested_probas = {}
-        finals = {}
-        for name in methods:
-            params = _method_params(name, cfg, None)
-
-            def factory(n=name, p=params):
-                return make_blender(n, class_bias=cfg.blend.class_bias, **p)
-
-            nested_proba = nested_oof_proba(factory, oof, y, folds, score)
+        scored, nested_probas, finals = [], {}, {}
+        for name in settings.methods:
+            nested_proba = nested_oof_proba(lambda n=name: make(n), oof, y, folds, spec.score)
             nested_probas[name] = nested_proba
             labels = nested_proba.argmax(1)
-            per_fold = [float(score(y[folds == k], labels[folds == k])) for k in np.unique(folds)]
-            final = make_blender(name, class_bias=cfg.blend.class_bias, **_method_params(name, cfg, storage))
-            inner = getattr(final, "blender", final)
-            if name == "optuna":
-                # one study per blend input: the same runs resume it, changed predictions start a new one
-                digest = hashlib.sha1(np.ascontiguousarray(oof, dtype=np.float32).tobytes() + y.tobytes()).hexdigest()
-                inner.study_name = f"{cfg.stem}-{target}-{len(runs)}runs-{digest[:12]}"
-            ins = in_sample_score(final, oof, y, folds, score)
+            per_fold = [float(spec.score(y[folds == k], labels[folds == k])) for k in np.unique(folds)]
+            final = make(name).fit(oof, y, folds=folds, score_fn=spec.score, context=context)
+            ins = float(spec.score(y, final.predict(oof)))
             finals[name] = final
             desc = final.describe()
             desc["runs"] = [r.key for r in runs]
-            scored.append(MethodScore(name, ins, float(score(y, labels)), per_fold, desc))
+            scored.append(MethodScore(name, ins, float(spec.score(y, labels)), per_fold, desc))
         best = (
-            max(scored, key=lambda m: m.nested) if choose == "auto" else next(m for m in scored if m.method == choose)
+            max(scored, key=lambda m: m.nested)
+            if settings.choose == "auto"
+            else next(m for m in scored if m.method == settings.choose)
         )
         test_by_method = {name: final.predict_proba(test) for name, final in finals.items()}
         result.targets[target] = TargetBlend(
@@ -193,3 +222,84 @@ def blend_runs(
     result.combined_nested = ds.task.combined({t: m.nested for t, m in chosen.items()})
     result.combined_in_sample = ds.task.combined({t: m.in_sample for t, m in chosen.items()})
     return result
+
+
+def _sidecar(exp: Experiment, result: BlendResult, stamp: str) -> dict[str, Any]:
+    return {
+        "config": exp.config.source,
+        "workdir": str(exp.workdir),
+        "task": exp.task.name,
+        "created": stamp,
+        "estimate": NESTED_ESTIMATE,
+        "combined_nested": result.combined_nested,
+        "combined_in_sample": result.combined_in_sample,
+        "targets": {
+            t: {
+                "method": tb.chosen,
+                "runs": tb.runs,
+                "chosen": next(m.description for m in tb.methods if m.method == tb.chosen),
+                "scores": {
+                    m.method: {"in_sample": m.in_sample, "nested": m.nested, "nested_folds": m.nested_folds}
+                    for m in tb.methods
+                },
+            }
+            for t, tb in result.targets.items()
+        },
+    }
+
+
+def save_blend(exp: Experiment, result: BlendResult, out: str | Path | None = None) -> Path:
+    """Write the blend: the validated submission (default ``submissions/<config>-<methods>-<time>.csv``)
+    with its sidecar (and zip where the task wants one), then ``<workdir>/blend/latest.json``
+    and ``latest.npz`` (nested-CV probabilities, labels and test probabilities per target).
+    Returns the submission path. Nothing is written when the submission fails validation."""
+    from mer_ensemble.io import atomic_save_npz, atomic_write_json
+    from mer_ensemble.submission import write_submission
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    label = "+".join(sorted({tb.chosen for tb in result.targets.values()}))
+    path = Path(out) if out else Path("submissions") / f"{exp.stem}-{label}-{stamp}.csv"
+    sidecar = _sidecar(exp, result, stamp)
+    names = exp.dataset.names[exp.dataset.test_rows]
+    written = write_submission(result.test_labels(), names, exp.task, path, sidecar=sidecar)
+    folder = exp.workdir / "blend"
+    atomic_save_npz(
+        folder / "latest.npz",
+        **{f"nested/{t}": tb.oof_nested_proba for t, tb in result.targets.items()},
+        **{f"y/{t}": tb.y for t, tb in result.targets.items()},
+        **{f"test/{t}": tb.test_proba.astype(np.float32) for t, tb in result.targets.items()},
+    )
+    atomic_write_json(folder / "latest.json", {**sidecar, "submission": str(written)})
+    return written
+
+
+@dataclass
+class LatestBlend:
+    """What :func:`save_blend` left in ``<workdir>/blend/``.
+
+    ``summary``: ``latest.json`` (the sidecar plus the submission path); ``nested[t]``
+    ``(n_known, C)`` nested-CV blended OOF probabilities of the chosen blend; ``y[t]``
+    ``(n_known,)`` the matching labels; ``test[t]`` ``(n_test, C)`` its test probabilities.
+    """
+
+    summary: dict[str, Any]
+    nested: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    test: dict[str, np.ndarray]
+
+
+def load_latest_blend(workdir: str | Path) -> LatestBlend | None:
+    """The last blend saved in ``workdir`` (None when there is none)."""
+    import json
+
+    folder = Path(workdir) / "blend"
+    json_path, npz_path = folder / "latest.json", folder / "latest.npz"
+    if not json_path.is_file() or not npz_path.is_file():
+        return None
+    parts: dict[str, dict[str, np.ndarray]] = {"nested": {}, "y": {}, "test": {}}
+    with np.load(npz_path) as npz:
+        for name in npz.files:
+            kind, _, target = name.partition("/")
+            if kind in parts:
+                parts[kind][target] = npz[name]
+    return LatestBlend(json.loads(json_path.read_text()), parts["nested"], parts["y"], parts["test"])

@@ -123,17 +123,21 @@ class TrainConfig(_Strict):
 
 
 class BlendConfig(_Strict):
-    """Blending choices (see ``mer-ensemble blend``)."""
+    """Blending choices (see ``mer-ensemble blend``).
+
+    ``params`` holds each method's settings under its name and passes them straight to
+    the blender (``{optuna: {n_trials: 200}, greedy: {steps: 25}, stacking: {meta: logreg}}``;
+    ``mer-ensemble blend --help`` and :mod:`mer_ensemble.ensemble` list what each accepts).
+    ``storage``: where the final fits keep their Optuna studies (default
+    ``sqlite:///<workdir>/optuna.db``).
+    """
 
     methods: list[str] = Field(default_factory=lambda: ["best", "mean", "vote", "greedy", "optuna", "stacking"])
     choose: str = "auto"
     runs: list[str] | dict[str, list[str]] | None = None
-    greedy_steps: int = Field(25, ge=1)
-    optuna_trials: int = Field(200, ge=1)
-    optuna_storage: str | None = None
-    stacking_meta: Literal["logreg", "xgboost"] = "logreg"
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    storage: str | None = None
     class_bias: bool = False
-    seed: int = 0
 
 
 class PseudoConfig(_Strict):

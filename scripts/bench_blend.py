@@ -197,11 +197,12 @@ def real(args: argparse.Namespace) -> None:
     from mer_ensemble.blend import blend_runs
     from mer_ensemble.config import load_config
     from mer_ensemble.data import load_dataset
+    from mer_ensemble.experiment import Experiment
     from mer_ensemble.store import load_runs
     from mer_ensemble.submission import read_truth
 
     for name in args.datasets.split(","):
-        cfg = load_config(repo / "configs" / f"{name}.yaml", [f"blend.optuna_trials={args.trials}"])
+        cfg = load_config(repo / "configs" / f"{name}.yaml", [f"blend.params.optuna.n_trials={args.trials}"])
         workdir = Path(args.workdir) / name
         records = load_runs(workdir)
         if not records:
@@ -212,7 +213,7 @@ def real(args: argparse.Namespace) -> None:
         order = {n: i for i, n in enumerate(names)}
         idx = np.array([order[n] for n in ds.names[ds.test_rows]])
         start = time.perf_counter()
-        result = blend_runs(cfg, ds, records, workdir)
+        result = blend_runs(Experiment.open(cfg, workdir, dataset=ds), records)
         seconds = time.perf_counter() - start
         rows = []
         test_by_method: dict[str, dict[str, float]] = {}

@@ -40,7 +40,7 @@ MODELS = (
 
 def _test_scores(cfg, ds, keys: list[str], workdir: Path, truth_names, truth) -> tuple[float, float, dict]:
     records = [load_run(workdir, k) for k in keys]
-    result = blend_runs(cfg, ds, records, workdir, methods=["mean", "greedy"])
+    result = blend_runs(Experiment.open(cfg, workdir, dataset=ds), records, methods=["mean", "greedy"])
     names = ds.names[ds.test_rows]
     index = {n: i for i, n in enumerate(truth_names)}
     order = np.array([index[n] for n in names])
@@ -65,7 +65,7 @@ def main() -> None:
         f"pseudo.max_per_class={args.max_per_class}",
         f"pseudo.rounds={args.rounds}",
         f"pseudo.patience={args.rounds}",
-        "blend.optuna_trials=50",
+        "blend.params.optuna.n_trials=50",
         f"train.threads={args.threads}",
     ]
     cfg = load_config(args.config, overrides)

@@ -70,7 +70,7 @@ def demo(tmp_path_factory) -> tuple[Path, Path]:
         {"name": "linear", "id": "lin_all"},
         {"name": "mlp", "id": "mlp_all", "params": {"epochs": 15, "hidden": 32}},
     ]
-    cfg["blend"] = {"optuna_trials": 20}
+    cfg["blend"] = {"params": {"optuna": {"n_trials": 20}}}
     cfg["pseudo"] = {"rounds": 1, "threshold": 0.6}
     path = tmp / "demo.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -165,7 +165,7 @@ def test_meiju_end_to_end_with_frame_features(tmp_path: Path):
     cfg["train"] = {"jobs": 1}
     cfg["models"] = [{"name": "linear", "id": "lin"},
                      {"name": "attention_fusion", "id": "attn", "params": {"epochs": 3}}]
-    cfg["blend"] = {"optuna_trials": 10, "methods": ["best", "mean", "optuna"]}
+    cfg["blend"] = {"params": {"optuna": {"n_trials": 10}}, "methods": ["best", "mean", "optuna"]}
     config = tmp_path / "meiju.yaml"
     config.write_text(yaml.safe_dump(cfg))
     wd = tmp_path / "wd"

@@ -76,6 +76,14 @@ def test_registry_contract(name: str, one_good_among_noise) -> None:
     json.dumps(blender.describe())
     with pytest.raises(BlendError, match="predict got 7 runs but the blender was fitted on 8"):
         blender.predict_proba(probas[:7])
+    # the base class checks every blender's inputs before its own _fit runs
+    broken = probas.copy()
+    broken[2, 5, 0] = np.nan
+    with pytest.raises(BlendError, match="run 2 holds NaN"):
+        make_blender(name, **params).fit(broken, y, folds=folds)
+    with pytest.raises(BlendError, match="y holds class index"):
+        make_blender(name, **params).fit(probas, np.full_like(y, N_CLASSES), folds=folds)
+    assert make_blender(name).label, "every registered blender has a label for tables and reports"
 
 
 def test_make_blender_errors_name_the_valid_choices() -> None:
@@ -88,7 +96,7 @@ def test_make_blender_errors_name_the_valid_choices() -> None:
     assert make_blender("greedy", steps=None).steps == 25  # None means the default
     wrapped = make_blender("mean", class_bias=True)
     assert isinstance(wrapped, ClassBias) and isinstance(wrapped.blender, MeanBlender)
-    assert set(BLENDERS) == {"best", "mean", "vote", "greedy", "optuna", "stacking"}
+    assert set(BLENDERS) >= {"best", "mean", "vote", "greedy", "optuna", "stacking"}
 
 
 def test_mismatched_runs_name_what_differs() -> None:

@@ -22,32 +22,26 @@ def _weights_text(desc: dict, limit: int = 4) -> str:
 
 
 def render_blend_table(result) -> str:  # noqa: ANN001 - BlendResult
+    """The blend table: every method's in-sample and nested score per target, the chosen one marked."""
     from io import StringIO
 
+    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
-    labels = {
-        "best": "best single run",
-        "mean": "equal-weight mean",
-        "vote": "hard vote",
-        "greedy": "greedy selection",
-        "optuna": "Optuna weights",
-        "stacking": "stacking",
-    }
+    from mer_ensemble.ensemble import BLENDERS
+
     table = Table(
         title="blends (in-sample: fitted and scored on the same OOF rows; nested: fitted on K-1 folds, "
         "scored on the held-out fold)"
     )
     for col in ("target", "method", "in-sample", "nested", "nested fold sd", "weights", "chosen"):
         table.add_column(col, justify="right" if col in ("in-sample", "nested", "nested fold sd") else "left")
-    import numpy as np
-
     for target, tb in result.targets.items():
         for m in tb.methods:
             table.add_row(
                 target,
-                labels.get(m.method, m.method),
+                BLENDERS[m.method].label if m.method in BLENDERS else m.method,
                 f"{m.in_sample:.4f}",
                 f"{m.nested:.4f}",
                 f"{np.std(m.nested_folds, ddof=1):.4f}",
@@ -71,66 +65,23 @@ def blend_cli(
     ),
 ) -> None:
     """Blend the stored runs per target, report honest scores, write a validated submission."""
-    import time
-
-    from mer_ensemble.blend import blend_runs
+    from mer_ensemble.blend import blend_runs, save_blend
     from mer_ensemble.errors import StoreError
-    from mer_ensemble.io import atomic_write_json
-    from mer_ensemble.store import load_runs
-    from mer_ensemble.submission import write_submission
+    from mer_ensemble.store import list_run_keys
 
     cfg, wd = load(config, set_, workdir)
-    records = load_runs(wd)
-    if not records:
+    if not list_run_keys(wd):
         raise StoreError(f"no stored runs in {wd / 'store'}; run mer-ensemble train-all first")
     exp = open_experiment(config, set_, workdir)
-    ds = exp.dataset
-    result = blend_runs(cfg, ds, records, wd, choose=method)
+    result = blend_runs(exp, choose=method)
     typer.echo(render_blend_table(result))
     chosen = {t: tb.chosen for t, tb in result.targets.items()}
-    label = "+".join(sorted(set(chosen.values())))
     typer.echo(
         f"chosen: {', '.join(f'{t} {m}' for t, m in chosen.items())}; combined score estimate "
-        f"{result.combined_nested:.4f} (nested CV over the {cfg.cv.folds} folds; "
+        f"{result.combined_nested:.4f} (nested CV over the {exp.folds.n_folds} folds; "
         f"in-sample {result.combined_in_sample:.4f})"
     )
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = out or Path("submissions") / f"{cfg.stem}-{label}-{stamp}.csv"
-    sidecar = {
-        "config": cfg.source,
-        "workdir": str(wd),
-        "task": ds.task.name,
-        "created": stamp,
-        "estimate": "nested CV: blender fitted on K-1 folds' OOF rows, scored on the held-out fold",
-        "combined_nested": result.combined_nested,
-        "combined_in_sample": result.combined_in_sample,
-        "targets": {
-            t: {
-                "method": tb.chosen,
-                "runs": tb.runs,
-                "chosen": next(m.description for m in tb.methods if m.method == tb.chosen),
-                "scores": {
-                    m.method: {"in_sample": m.in_sample, "nested": m.nested, "nested_folds": m.nested_folds}
-                    for m in tb.methods
-                },
-            }
-            for t, tb in result.targets.items()
-        },
-    }
-    names = ds.names[ds.test_rows]
-    written = write_submission(result.test_labels(), names, ds.task, path, sidecar=sidecar)
-    atomic_write_json(wd / "blend" / "latest.json", {**sidecar, "submission": str(written)})
-    import numpy as np
-
-    from mer_ensemble.io import atomic_save_npz
-
-    atomic_save_npz(
-        wd / "blend" / "latest.npz",
-        **{f"nested/{t}": tb.oof_nested_proba for t, tb in result.targets.items()},
-        **{f"y/{t}": tb.y for t, tb in result.targets.items()},
-        **{f"test/{t}": tb.test_proba.astype(np.float32) for t, tb in result.targets.items()},
-    )
-    typer.echo(str(written))
+    typer.echo(str(save_blend(exp, result, out)))
 
 
 @app.command("validate-submission")

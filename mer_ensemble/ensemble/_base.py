@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,12 +18,34 @@ import numpy as np
 from mer_ensemble.errors import BlendError
 from mer_ensemble.metrics import weighted_f1
 
-__all__ = ["Blender", "ProbasLike", "ScoreFn", "WeightedBlender", "as_probas", "check_fit_inputs", "normalise_rows"]
+__all__ = [
+    "Blender",
+    "FitContext",
+    "ProbasLike",
+    "ScoreFn",
+    "WeightedBlender",
+    "as_probas",
+    "check_fit_inputs",
+    "normalise_rows",
+]
 
 #: ``score_fn(y_true (n,), y_pred (n,)) -> float``, higher is better
 ScoreFn = Callable[[np.ndarray, np.ndarray], float]
 #: a ``(R, n, C)`` array, or a sequence of ``R`` arrays of shape ``(n, C)``
 ProbasLike = np.ndarray | Sequence[np.ndarray]
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """Where a blender that keeps state between fits may keep it (given to ``fit``, keyword only).
+
+    ``storage``: an Optuna storage URL, path or object for blenders that run a study
+    (None: in memory); ``study_name``: the study to create or resume there. The blend
+    layer passes one for the final fit of each method; nested fits run in memory.
+    """
+
+    storage: Any = None
+    study_name: str | None = None
 
 
 def as_probas(probas: ProbasLike, *, what: str = "probas") -> np.ndarray:
@@ -102,8 +125,9 @@ class Blender(ABC):
 
     #: registry name
     name: ClassVar[str] = ""
+    #: how tables and reports call the method
+    label: ClassVar[str] = ""
 
-    @abstractmethod
     def fit(
         self,
         probas: ProbasLike,
@@ -111,8 +135,26 @@ class Blender(ABC):
         *,
         folds: np.ndarray | None = None,
         score_fn: ScoreFn = weighted_f1,
+        context: FitContext | None = None,
     ) -> Blender:
-        """Learn from ``probas`` ``(R, n, C)`` and labels ``y`` ``(n,)``; ``folds`` ``(n,)`` fold id per row."""
+        """Learn from ``probas`` ``(R, n, C)`` and labels ``y`` ``(n,)``; ``folds`` ``(n,)`` fold id per row.
+
+        Checks the inputs (shapes, finite non-negative probabilities, labels in range),
+        remembers ``R`` and ``C`` for :meth:`predict_proba`, then calls the method's
+        :meth:`_fit`. Returns ``self``.
+        """
+        from mer_ensemble.ensemble._scoring import resolve_score_fn
+
+        stacked, y, folds = check_fit_inputs(probas, y, folds)
+        self._remember_shape(stacked)
+        self._fit(stacked, y, folds=folds, score_fn=resolve_score_fn(score_fn), context=context or FitContext())
+        return self
+
+    @abstractmethod
+    def _fit(
+        self, probas: np.ndarray, y: np.ndarray, *, folds: np.ndarray | None, score_fn: ScoreFn, context: FitContext
+    ) -> None:
+        """Learn from checked ``(R, n, C)`` probabilities and ``(n,)`` labels; set attributes ending in ``_``."""
 
     @abstractmethod
     def _blend(self, probas: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mer_ensemble.ensemble._base import Blender, ProbasLike, ScoreFn, check_fit_inputs, normalise_rows
+from mer_ensemble.ensemble._base import Blender, FitContext, ScoreFn, normalise_rows
 from mer_ensemble.ensemble._scoring import batch_scorer
 from mer_ensemble.errors import BlendError
 from mer_ensemble.metrics import weighted_f1
@@ -99,30 +99,23 @@ class ClassBias(Blender):
     """
 
     name = "bias"
+    label = "class bias"
 
     def __init__(self, blender: Blender, grid: Sequence[float] | None = None, n_rounds: int = 3) -> None:
         self.blender = blender
         self.grid = grid
         self.n_rounds = n_rounds
 
-    def fit(
-        self,
-        probas: ProbasLike,
-        y: np.ndarray,
-        *,
-        folds: np.ndarray | None = None,
-        score_fn: ScoreFn = weighted_f1,
-    ) -> ClassBias:
-        stacked, y, folds = check_fit_inputs(probas, y, folds)
-        self._remember_shape(stacked)
-        self.blender.fit(stacked, y, folds=folds, score_fn=score_fn)
+    def _fit(
+        self, probas: np.ndarray, y: np.ndarray, *, folds: np.ndarray | None, score_fn: ScoreFn, context: FitContext
+    ) -> None:
+        self.blender.fit(probas, y, folds=folds, score_fn=score_fn, context=context)
         base = getattr(self.blender, "oof_proba_", None)
         if base is None:
-            base = self.blender.predict_proba(stacked)
+            base = self.blender.predict_proba(probas)
         self.bias_ = tune_class_bias(base, y, score_fn, grid=self.grid, n_rounds=self.n_rounds)
         if hasattr(self.blender, "weights_"):
             self.weights_ = self.blender.weights_
-        return self
 
     def _blend(self, probas: np.ndarray) -> np.ndarray:
         return apply_class_bias(self.blender.predict_proba(probas), self.bias_)

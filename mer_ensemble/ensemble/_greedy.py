@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from mer_ensemble.ensemble._base import ProbasLike, ScoreFn, WeightedBlender, check_fit_inputs
+from mer_ensemble.ensemble._base import FitContext, ScoreFn, WeightedBlender
+from mer_ensemble.ensemble._registry import register_blender
 from mer_ensemble.ensemble._scoring import batch_scorer
 from mer_ensemble.errors import BlendError
-from mer_ensemble.metrics import weighted_f1
 
 __all__ = ["GreedyBlender"]
 
 
+@register_blender("greedy")
 class GreedyBlender(WeightedBlender):
     """Repeatedly add (with replacement) the run whose addition scores best; keep the best prefix.
 
@@ -30,28 +31,21 @@ class GreedyBlender(WeightedBlender):
     ``scores_`` ``(steps,)`` score after each step; ``best_score_``.
     """
 
-    name = "greedy"
+    label = "greedy selection"
 
     def __init__(self, steps: int = 25) -> None:
         self.steps = steps
 
-    def fit(
-        self,
-        probas: ProbasLike,
-        y: np.ndarray,
-        *,
-        folds: np.ndarray | None = None,
-        score_fn: ScoreFn = weighted_f1,
-    ) -> GreedyBlender:
+    def _fit(
+        self, probas: np.ndarray, y: np.ndarray, *, folds: np.ndarray | None, score_fn: ScoreFn, context: FitContext
+    ) -> None:
         if int(self.steps) < 1:
             raise BlendError(f"greedy: steps must be at least 1; got {self.steps}")
-        stacked, y, _ = check_fit_inputs(probas, y, folds)
-        self._remember_shape(stacked)
-        n_runs = stacked.shape[0]
+        n_runs = probas.shape[0]
         # float32 halves the memory traffic of the (R, n, C) candidate sums; argmax is all we need
-        runs32 = stacked.astype(np.float32)
-        score_batch = batch_scorer(score_fn, stacked.shape[2])
-        running = np.zeros(stacked.shape[1:], dtype=np.float32)
+        runs32 = probas.astype(np.float32)
+        score_batch = batch_scorer(score_fn, probas.shape[2])
+        running = np.zeros(probas.shape[1:], dtype=np.float32)
         candidates = np.empty_like(runs32)
         picks: list[int] = []
         scores: list[float] = []
@@ -68,4 +62,3 @@ class GreedyBlender(WeightedBlender):
         self.best_score_ = float(scores[best_len - 1])
         self.counts_ = np.bincount(self.picks_, minlength=n_runs)
         self.weights_ = self.counts_ / self.counts_.sum()
-        return self

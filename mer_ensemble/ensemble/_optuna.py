@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from mer_ensemble.ensemble._base import ProbasLike, ScoreFn, WeightedBlender, check_fit_inputs
+from mer_ensemble.ensemble._base import FitContext, ScoreFn, WeightedBlender
+from mer_ensemble.ensemble._registry import register_blender
 from mer_ensemble.ensemble._scoring import batch_scorer
 from mer_ensemble.errors import BlendError
-from mer_ensemble.metrics import weighted_f1
 
 __all__ = ["OptunaWeightsBlender"]
 
@@ -47,6 +47,7 @@ def _make_sampler(sampler: Any, seed: int | None) -> Any:
     raise BlendError(f"optuna: unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)} or a BaseSampler")
 
 
+@register_blender("optuna")
 class OptunaWeightsBlender(WeightedBlender):
     """Weighted soft vote whose weights are tuned by an Optuna study on the metric.
 
@@ -66,18 +67,19 @@ class OptunaWeightsBlender(WeightedBlender):
     n_trials: trials to run in this ``fit`` (added to any trials already stored).
     seed: seed of the sampler (offset by the number of stored trials when resuming,
         so a resumed random search does not repeat itself).
-    storage: ``None`` (in memory); an Optuna storage URL such as ``sqlite:///blend.db``;
-        a plain file path such as ``blend.log``, opened as an Optuna ``JournalStorage``
-        file (about 10x faster to append to than SQLite); or an Optuna storage object.
-        A stored study is loaded and continued (``load_if_exists``).
-    study_name: name of the stored study (default ``mer-ensemble-weights``).
+    storage: ``None`` (in memory, unless the fit's ``context`` names a storage); an Optuna
+        storage URL such as ``sqlite:///blend.db``; a plain file path such as ``blend.log``,
+        opened as an Optuna ``JournalStorage`` file (about 10x faster to append to than
+        SQLite); or an Optuna storage object. A stored study is loaded and continued
+        (``load_if_exists``).
+    study_name: name of the stored study (default: the context's, else ``mer-ensemble-weights``).
     sampler: ``"tpe"`` (multivariate TPE), ``"random"``, ``"cmaes"`` or an Optuna sampler instance.
 
     Learned: ``weights_`` ``(R,)``; ``best_score_``; ``n_trials_`` completed trials in
     the study after ``fit``; ``study_name_``.
     """
 
-    name = "optuna"
+    label = "Optuna weights"
 
     def __init__(
         self,
@@ -93,24 +95,17 @@ class OptunaWeightsBlender(WeightedBlender):
         self.study_name = study_name
         self.sampler = sampler
 
-    def fit(
-        self,
-        probas: ProbasLike,
-        y: np.ndarray,
-        *,
-        folds: np.ndarray | None = None,
-        score_fn: ScoreFn = weighted_f1,
-    ) -> OptunaWeightsBlender:
+    def _fit(
+        self, probas: np.ndarray, y: np.ndarray, *, folds: np.ndarray | None, score_fn: ScoreFn, context: FitContext
+    ) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         if int(self.n_trials) < 0:
             raise BlendError(f"optuna: n_trials must be >= 0; got {self.n_trials}")
-        stacked, y, _ = check_fit_inputs(probas, y, folds)
-        self._remember_shape(stacked)
-        n_runs = stacked.shape[0]
+        n_runs = probas.shape[0]
         complete = (optuna.trial.TrialState.COMPLETE,)
-        stored = self._open_stored(optuna, stacked, y)
+        stored = self._open_stored(optuna, probas, y, context)
         history = [] if stored is None else stored.get_trials(deepcopy=False, states=complete)
         seed = None if self.seed is None else int(self.seed) + len(history)
         study = optuna.create_study(direction="maximize", sampler=_make_sampler(self.sampler, seed))
@@ -119,7 +114,7 @@ class OptunaWeightsBlender(WeightedBlender):
         else:
             study.enqueue_trial({f"w{r}": 1.0 for r in range(n_runs)})
         try:
-            study.optimize(_objective(stacked, y, score_fn), n_trials=int(self.n_trials), gc_after_trial=False)
+            study.optimize(_objective(probas, y, score_fn), n_trials=int(self.n_trials), gc_after_trial=False)
         finally:
             new = study.get_trials(deepcopy=False, states=complete)[len(history) :]
             if stored is not None and new:
@@ -130,16 +125,16 @@ class OptunaWeightsBlender(WeightedBlender):
         self.weights_ = _simplex([best.params[f"w{r}"] for r in range(n_runs)])
         self.best_score_ = float(best.value)
         self.n_trials_ = len(history) + len(new)
-        return self
 
-    def _open_stored(self, optuna: Any, probas: np.ndarray, y: np.ndarray) -> Any:
+    def _open_stored(self, optuna: Any, probas: np.ndarray, y: np.ndarray, context: FitContext) -> Any:
         """The stored study (created if absent) after checking it was built on the same data; None in memory."""
-        self.study_name_ = self.study_name or DEFAULT_STUDY_NAME
-        if self.storage is None:
+        self.study_name_ = self.study_name or context.study_name or DEFAULT_STUDY_NAME
+        storage = self.storage if self.storage is not None else context.storage
+        if storage is None:
             return None
         data_key = _data_key(probas, y)
         study = optuna.create_study(
-            storage=_open_storage(self.storage), study_name=self.study_name_, direction="maximize", load_if_exists=True
+            storage=_open_storage(storage), study_name=self.study_name_, direction="maximize", load_if_exists=True
         )
         stored_key = study.user_attrs.get("data_key")
         if stored_key is None:
@@ -147,7 +142,7 @@ class OptunaWeightsBlender(WeightedBlender):
             study.set_user_attr("n_runs", int(probas.shape[0]))
         elif stored_key != data_key:
             raise BlendError(
-                f"optuna: study {self.study_name_!r} in {self.storage} was run on other data "
+                f"optuna: study {self.study_name_!r} in {storage} was run on other data "
                 f"({study.user_attrs.get('n_runs')} runs, data key {stored_key}; now {probas.shape[0]} runs, "
                 f"data key {data_key}); give a new study_name"
             )

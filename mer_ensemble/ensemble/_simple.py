@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mer_ensemble.ensemble._base import Blender, ProbasLike, ScoreFn, WeightedBlender, check_fit_inputs
+from mer_ensemble.ensemble._base import FitContext, ScoreFn, WeightedBlender
+from mer_ensemble.ensemble._registry import register_blender
 from mer_ensemble.ensemble._scoring import batch_scorer
-from mer_ensemble.metrics import weighted_f1
 
 __all__ = ["BestSingle", "HardVoteBlender", "MeanBlender"]
 
@@ -14,26 +14,20 @@ __all__ = ["BestSingle", "HardVoteBlender", "MeanBlender"]
 _TIE_BREAK = 1e-6
 
 
+@register_blender("mean")
 class MeanBlender(WeightedBlender):
     """Soft voting: the equal-weight mean of the runs' probabilities (``weights_ = 1/R``)."""
 
-    name = "mean"
+    label = "equal-weight mean"
 
-    def fit(
-        self,
-        probas: ProbasLike,
-        y: np.ndarray,
-        *,
-        folds: np.ndarray | None = None,
-        score_fn: ScoreFn = weighted_f1,
-    ) -> MeanBlender:
-        stacked, _, _ = check_fit_inputs(probas, y, folds)
-        self._remember_shape(stacked)
-        self.weights_ = np.full(stacked.shape[0], 1.0 / stacked.shape[0])
-        return self
+    def _fit(
+        self, probas: np.ndarray, y: np.ndarray, *, folds: np.ndarray | None, score_fn: ScoreFn, context: FitContext
+    ) -> None:
+        self.weights_ = np.full(probas.shape[0], 1.0 / probas.shape[0])
 
 
-class HardVoteBlender(Blender):
+@register_blender("vote")
+class HardVoteBlender(MeanBlender):
     """Majority vote of the runs' argmax labels.
 
     Ties between classes with the same number of votes go to the class with the
@@ -42,20 +36,7 @@ class HardVoteBlender(Blender):
     argmax follows the same tie rule, then renormalised.
     """
 
-    name = "vote"
-
-    def fit(
-        self,
-        probas: ProbasLike,
-        y: np.ndarray,
-        *,
-        folds: np.ndarray | None = None,
-        score_fn: ScoreFn = weighted_f1,
-    ) -> HardVoteBlender:
-        stacked, _, _ = check_fit_inputs(probas, y, folds)
-        self._remember_shape(stacked)
-        self.weights_ = np.full(stacked.shape[0], 1.0 / stacked.shape[0])
-        return self
+    label = "hard vote"
 
     def _blend(self, probas: np.ndarray) -> np.ndarray:
         return vote_shares(probas)
@@ -72,26 +53,19 @@ def vote_shares(probas: np.ndarray) -> np.ndarray:
     return votes / n_runs + _TIE_BREAK * mean_proba
 
 
+@register_blender("best")
 class BestSingle(WeightedBlender):
     """Keep only the run whose argmax labels score best (``weights_`` one-hot, ``scores_`` ``(R,)``).
 
     Ties go to the lowest run index.
     """
 
-    name = "best"
+    label = "best single run"
 
-    def fit(
-        self,
-        probas: ProbasLike,
-        y: np.ndarray,
-        *,
-        folds: np.ndarray | None = None,
-        score_fn: ScoreFn = weighted_f1,
-    ) -> BestSingle:
-        stacked, y, _ = check_fit_inputs(probas, y, folds)
-        self._remember_shape(stacked)
-        self.scores_ = batch_scorer(score_fn, stacked.shape[2])(y, stacked.argmax(axis=2))
+    def _fit(
+        self, probas: np.ndarray, y: np.ndarray, *, folds: np.ndarray | None, score_fn: ScoreFn, context: FitContext
+    ) -> None:
+        self.scores_ = batch_scorer(score_fn, probas.shape[2])(y, probas.argmax(axis=2))
         self.best_run_ = int(np.argmax(self.scores_))
-        self.weights_ = np.zeros(stacked.shape[0])
+        self.weights_ = np.zeros(probas.shape[0])
         self.weights_[self.best_run_] = 1.0
-        return self

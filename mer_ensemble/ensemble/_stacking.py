@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from mer_ensemble.ensemble._base import Blender, ProbasLike, ScoreFn, check_fit_inputs, normalise_rows
+from mer_ensemble.ensemble._base import Blender, FitContext, ScoreFn, normalise_rows
+from mer_ensemble.ensemble._registry import register_blender
 from mer_ensemble.errors import BlendError
-from mer_ensemble.metrics import weighted_f1
 
 __all__ = ["StackingBlender", "meta_features"]
 
@@ -44,6 +44,7 @@ def _expand(present: np.ndarray, n_classes: int, model_proba: MetaPredict) -> Me
     return predict
 
 
+@register_blender("stacking")
 class StackingBlender(Blender):
     """A meta-learner on the runs' out-of-fold probabilities, with its own out-of-fold predictions.
 
@@ -63,7 +64,7 @@ class StackingBlender(Blender):
     Learned: ``oof_proba_`` ``(n, C)``, ``oof_score_`` (score of its argmax), ``meta_model_``.
     """
 
-    name = "stacking"
+    label = "stacking"
 
     def __init__(
         self,
@@ -79,19 +80,13 @@ class StackingBlender(Blender):
         self.meta_params = meta_params
         self.seed = seed
 
-    def fit(
-        self,
-        probas: ProbasLike,
-        y: np.ndarray,
-        *,
-        folds: np.ndarray | None = None,
-        score_fn: ScoreFn = weighted_f1,
-    ) -> StackingBlender:
+    def _fit(
+        self, probas: np.ndarray, y: np.ndarray, *, folds: np.ndarray | None, score_fn: ScoreFn, context: FitContext
+    ) -> None:
         if self.meta not in META_MODELS:
             raise BlendError(f"stacking: unknown meta model {self.meta!r}; expected one of {', '.join(META_MODELS)}")
         if self.features not in FEATURES:
             raise BlendError(f"stacking: unknown features {self.features!r}; expected one of {', '.join(FEATURES)}")
-        stacked, y, folds = check_fit_inputs(probas, y, folds)
         if folds is None:
             raise BlendError(
                 "stacking: fit needs the runs' fold id per row (folds=...) to cross-validate its meta-model"
@@ -99,9 +94,8 @@ class StackingBlender(Blender):
         fold_ids = np.unique(folds)
         if len(fold_ids) < 2:
             raise BlendError(f"stacking: folds hold {len(fold_ids)} distinct fold id(s); need at least 2")
-        self._remember_shape(stacked)
-        n_classes = stacked.shape[2]
-        X = meta_features(stacked, self.features)
+        n_classes = probas.shape[2]
+        X = meta_features(probas, self.features)
         oof = np.zeros((X.shape[0], n_classes))
         for fold in fold_ids:
             held = folds == fold
@@ -109,7 +103,6 @@ class StackingBlender(Blender):
         self.oof_proba_ = normalise_rows(oof)
         self.oof_score_ = float(score_fn(y, self.oof_proba_.argmax(axis=1)))
         self.meta_model_ = self._fit_meta(X, y, n_classes)
-        return self
 
     def _blend(self, probas: np.ndarray) -> np.ndarray:
         return self.meta_model_(meta_features(probas, self.features))

@@ -3,7 +3,7 @@
 Every image is embedded as a base64 PNG data URI and the style sheet is inline, so
 the page opens offline and can be mailed as one file. Inputs (all optional except
 the workdir): ``store/`` records, ``blend/latest.json`` + ``blend/latest.npz``
-(written by ``mer-ensemble blend``), ``pseudo/history.json`` + ``pseudo/rounds.png``
+(written by :func:`mer_ensemble.blend.save_blend`), ``pseudo/history.json`` + ``pseudo/rounds.png``
 (written by ``mer-ensemble pseudo-label``). A section whose inputs are missing says
 so and names the command that makes them.
 """
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mer_ensemble.blend import LatestBlend, load_latest_blend
 from mer_ensemble.errors import StoreError
 from mer_ensemble.report import plots
 from mer_ensemble.report.leaderboard import leaderboard_rows
@@ -28,7 +29,7 @@ from mer_ensemble.store import RunRecord, load_runs
 if TYPE_CHECKING:
     from mer_ensemble.experiment import Experiment
 
-__all__ = ["BlendInputs", "Section", "build_report", "confusion_counts", "per_class_scores", "write_report"]
+__all__ = ["Section", "build_report", "confusion_counts", "per_class_scores", "write_report"]
 
 SECTION_IDS = ("leaderboard", "blend", "confusion", "per-class-f1", "diversity", "pseudo-labels")
 
@@ -68,19 +69,6 @@ class Section:
 
     def render(self) -> str:
         return f'<section id="{self.id}">\n<h2>{html.escape(self.title)}</h2>\n{self.body}\n</section>'
-
-
-@dataclass
-class BlendInputs:
-    """What ``mer-ensemble blend`` left in ``<workdir>/blend/``.
-
-    ``summary``: ``latest.json``; ``nested[t]`` ``(n_known, C)`` nested-CV blended OOF
-    probabilities of the chosen blend and ``y[t]`` ``(n_known,)`` the matching labels.
-    """
-
-    summary: dict[str, Any]
-    nested: dict[str, np.ndarray]
-    y: dict[str, np.ndarray]
 
 
 def _e(value: Any) -> str:
@@ -130,23 +118,6 @@ def per_class_scores(counts: np.ndarray) -> dict[str, np.ndarray]:
     return {"precision": precision, "recall": recall, "f1": f1, "support": support}
 
 
-def _load_blend(workdir: Path) -> BlendInputs | None:
-    json_path, npz_path = workdir / "blend" / "latest.json", workdir / "blend" / "latest.npz"
-    if not json_path.is_file() or not npz_path.is_file():
-        return None
-    summary = json.loads(json_path.read_text())
-    nested: dict[str, np.ndarray] = {}
-    y: dict[str, np.ndarray] = {}
-    with np.load(npz_path) as npz:
-        for name in npz.files:
-            kind, _, target = name.partition("/")
-            if kind == "nested":
-                nested[target] = npz[name]
-            elif kind == "y":
-                y[target] = npz[name]
-    return BlendInputs(summary, nested, y)
-
-
 def _classes(records: list[RunRecord], target: str, n_classes: int) -> list[str]:
     for r in records:
         if target in r.manifest.get("classes", {}):
@@ -154,7 +125,7 @@ def _classes(records: list[RunRecord], target: str, n_classes: int) -> list[str]
     return [str(c) for c in range(n_classes)]
 
 
-def _leaderboard_section(records: list[RunRecord], blend: BlendInputs | None) -> Section:
+def _leaderboard_section(records: list[RunRecord], blend: LatestBlend | None) -> Section:
     if not records:
         why = _missing("No stored runs yet: run <code>mer-ensemble train-all</code>.")
         return Section("leaderboard", "Leaderboard", why)
@@ -185,7 +156,7 @@ def _leaderboard_section(records: list[RunRecord], blend: BlendInputs | None) ->
     return Section("leaderboard", "Leaderboard", note + _table(header, body, left=3))
 
 
-def _blend_section(blend: BlendInputs | None) -> Section:
+def _blend_section(blend: LatestBlend | None) -> Section:
     if blend is None:
         return Section("blend", "Blend", _missing("No blend yet: run <code>mer-ensemble blend</code> to fill this "
                                                   "section and the next two."))
@@ -215,13 +186,13 @@ def _blend_section(blend: BlendInputs | None) -> Section:
     return Section("blend", "Blend (chosen method and weights per target)", "\n".join(parts))
 
 
-def _targets_with_nested(blend: BlendInputs | None) -> list[str]:
+def _targets_with_nested(blend: LatestBlend | None) -> list[str]:
     if blend is None:
         return []
     return [t for t, p in blend.nested.items() if p is not None and p.ndim == 2 and t in blend.y]
 
 
-def _confusion_section(blend: BlendInputs | None, records: list[RunRecord]) -> tuple[Section, Section]:
+def _confusion_section(blend: LatestBlend | None, records: list[RunRecord]) -> tuple[Section, Section]:
     targets = _targets_with_nested(blend)
     if not targets:
         why = _missing("No nested blend predictions (<code>blend/latest.npz</code>): run "
@@ -264,7 +235,7 @@ def _true_class_proba(records: list[RunRecord], target: str, y: np.ndarray) -> n
     return np.stack([r.oof[target][idx, y[known]] for r in records])
 
 
-def _diversity_section(records: list[RunRecord], blend: BlendInputs | None,
+def _diversity_section(records: list[RunRecord], blend: LatestBlend | None,
                        labels: dict[str, np.ndarray] | None) -> Section:
     title = "Diversity of the runs (out-of-fold predictions)"
     if len(records) < 2:
@@ -340,7 +311,7 @@ def build_report(workdir: Path, exp: Experiment | None = None) -> str:
     if not workdir.is_dir():
         raise StoreError(f"workdir {workdir} not found; pass the --workdir of a train-all")
     records = load_runs(workdir)
-    blend = _load_blend(workdir)
+    blend = load_latest_blend(workdir)
     labels = _labels_of(exp, records)
     sections = [_leaderboard_section(records, blend), _blend_section(blend), *_confusion_section(blend, records),
                 _diversity_section(records, blend, labels), _pseudo_section(workdir)]
