@@ -103,44 +103,36 @@ class TaskPreset:
     zip_submission: bool = False
 
 
+def _mer2024(name: str, description: str) -> TaskPreset:
+    return TaskPreset(name=name, targets=(("discrete", MER2024_CLASSES, "weighted_f1"),), combine="joint",
+                      submission="mer2024", description=description, submission_columns={"discrete": "discrete"})
+
+
+def _meiju(name: str, metric: str, description: str) -> TaskPreset:
+    return TaskPreset(
+        name=name,
+        targets=(("emotion", MEIJU_EMOTIONS, metric), ("intent", MEIJU_INTENTS, metric)),
+        combine="joint",
+        submission="meiju",
+        description=description,
+        name_column="filename",
+        submission_columns={"emotion": "emo_pred", "intent": "int_pred"},
+        submission_filename="submission.csv",
+        zip_submission=True,
+    )
+
+
 PRESETS: dict[str, TaskPreset] = {
-    "mer2024-semi": TaskPreset(
-        name="mer2024-semi",
-        targets=(("discrete", MER2024_CLASSES, "weighted_f1"),),
-        combine="joint",
-        submission="mer2024",
-        description="MER2024 MER-SEMI: 6 emotions, weighted F1, CSV name,discrete",
-        submission_columns={"discrete": "discrete"},
+    "mer2024-semi": _mer2024("mer2024-semi", "MER2024 MER-SEMI: 6 emotions, weighted F1, CSV name,discrete"),
+    "mer2024-noise": _mer2024(
+        "mer2024-noise", "MER2024 MER-NOISE: 6 emotions on noisy audio/video, weighted F1, CSV name,discrete"
     ),
-    "mer2024-noise": TaskPreset(
-        name="mer2024-noise",
-        targets=(("discrete", MER2024_CLASSES, "weighted_f1"),),
-        combine="joint",
-        submission="mer2024",
-        description="MER2024 MER-NOISE: 6 emotions on noisy audio/video, weighted F1, CSV name,discrete",
-        submission_columns={"discrete": "discrete"},
+    "meiju2025-track1": _meiju(
+        "meiju2025-track1", "weighted_f1",
+        "MEIJU@2025 Track 1 (low resource): emotion + intent, weighted F1, joint 2EI/(E+I)",
     ),
-    "meiju2025-track1": TaskPreset(
-        name="meiju2025-track1",
-        targets=(("emotion", MEIJU_EMOTIONS, "weighted_f1"), ("intent", MEIJU_INTENTS, "weighted_f1")),
-        combine="joint",
-        submission="meiju",
-        description="MEIJU@2025 Track 1 (low resource): emotion + intent, weighted F1, joint 2EI/(E+I)",
-        name_column="filename",
-        submission_columns={"emotion": "emo_pred", "intent": "int_pred"},
-        submission_filename="submission.csv",
-        zip_submission=True,
-    ),
-    "meiju2025-track2": TaskPreset(
-        name="meiju2025-track2",
-        targets=(("emotion", MEIJU_EMOTIONS, "micro_f1"), ("intent", MEIJU_INTENTS, "micro_f1")),
-        combine="joint",
-        submission="meiju",
-        description="MEIJU@2025 Track 2 (large): emotion + intent, micro F1, joint 2EI/(E+I)",
-        name_column="filename",
-        submission_columns={"emotion": "emo_pred", "intent": "int_pred"},
-        submission_filename="submission.csv",
-        zip_submission=True,
+    "meiju2025-track2": _meiju(
+        "meiju2025-track2", "micro_f1", "MEIJU@2025 Track 2 (large): emotion + intent, micro F1, joint 2EI/(E+I)"
     ),
     "generic": TaskPreset(
         name="generic",

@@ -28,27 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import Parts, markdown_table  # noqa: E402
 
-PARTS: dict[str, Callable[[argparse.Namespace], None]] = {}
-
-
-def part(name: str) -> Callable[[Callable[[argparse.Namespace], None]], Callable[[argparse.Namespace], None]]:
-    """Register a benchmark part under ``--part name``."""
-
-    def decorate(func: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
-        PARTS[name] = func
-        return func
-
-    return decorate
+PARTS = Parts()
+part = PARTS
 
 
-def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
-    """A GitHub-markdown table on stdout."""
-    print(f"\n### {title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(c) for c in row) + " |")
+print_table = markdown_table
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,27 +41,18 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
+from benchlib import Parts  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MER_SHARED_DATA", REPO.parent / "shared" / "data"))
-PARTS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {}
-
-
-def part(name: str) -> Callable[[Callable[[argparse.Namespace], list[dict]]], Callable[[argparse.Namespace], list]]:
-    """Register a benchmark part under ``--part name``."""
-
-    def decorate(func: Callable[[argparse.Namespace], list[dict]]) -> Callable[[argparse.Namespace], list[dict]]:
-        PARTS[name] = func
-        return func
-
-    return decorate
+PARTS = Parts()
+part = PARTS
 
 
 # ---------------------------------------------------------------------------------------------

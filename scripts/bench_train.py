@@ -29,21 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import Parts  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-PARTS: dict[str, Callable[[argparse.Namespace], None]] = {}
-
-
-def part(name: str) -> Callable[[Callable[[argparse.Namespace], None]], Callable[[argparse.Namespace], None]]:
-    """Register a benchmark part under ``--part name``."""
-
-    def decorate(func: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
-        PARTS[name] = func
-        return func
-
-    return decorate
+PARTS = Parts()
+part = PARTS
 
 
 # ---------------------------------------------------------------------------------------------

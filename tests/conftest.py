@@ -82,6 +82,17 @@ def write_config(path: Path, data_root: Path, **overrides) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module: fast for tiny nets and stable on a shared CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def generic_root(tmp_path: Path) -> Path:
     return write_generic(tmp_path / "data")

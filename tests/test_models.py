@@ -30,15 +30,7 @@ FAST = {"epochs": 12, "patience": 4, "hidden": 32, "n_estimators": 20, "max_iter
 FRAME_MODELS = [name for name in list_models() if get_model_class(name).input_level == "frame"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    """One torch thread: fast for tiny nets and stable on a shared CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_data(n: int, seed: int = 0, separation: float = 3.0) -> tuple[dict, dict]:

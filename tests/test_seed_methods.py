@@ -31,12 +31,7 @@ MODS = [("audio", 8, "utt"), ("text", 6, "utt")]
 NET_TARGETS = [("emotion", 3), ("intent", 2)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def net(seed: int = 0, **kwargs: Any) -> AttentionFusionNet:

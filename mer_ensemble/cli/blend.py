@@ -93,20 +93,20 @@ def validate_submission_cli(
     workdir: Path | None = WorkdirOpt,
 ) -> None:
     """Check a submission CSV against the config's task format and test set."""
-    from mer_ensemble.submission import validate_submission
-
-    cfg, _ = load(config, set_, workdir)
-    task, test_names = _task_and_test_names(cfg)
-    frame = validate_submission(file, task, test_names)
+    task, frame = _validated(file, config, set_, workdir)
     typer.echo(f"ok: {file} is a valid {task.name} submission ({len(frame)} rows)")
 
 
-def _task_and_test_names(cfg):  # noqa: ANN001, ANN202 - Config -> (TaskSpec, list[str])
-    """The config's task and its test names, from the label files alone (no features read)."""
+def _validated(file: Path, config: Path, set_: list[str] | None, workdir: Path | None):  # noqa: ANN202
+    """The config's task and the submission ``file`` checked against it and the test names
+    (read from the label files alone, no features)."""
     from mer_ensemble.data.load import load_table, resolve_config_task
+    from mer_ensemble.submission import validate_submission
 
+    cfg, _ = load(config, set_, workdir)
     table = load_table(cfg)
-    return resolve_config_task(cfg, table), table.loc[table["split"] == "test", "name"].tolist()
+    task = resolve_config_task(cfg, table)
+    return task, validate_submission(file, task, table.loc[table["split"] == "test", "name"].tolist())
 
 
 @app.command("score")
@@ -119,11 +119,9 @@ def score_cli(
     workdir: Path | None = WorkdirOpt,
 ) -> None:
     """Score a submission against a truth file (never used by training)."""
-    from mer_ensemble.submission import score_submission, validate_submission
+    from mer_ensemble.submission import score_submission
 
-    cfg, _ = load(config, set_, workdir)
-    task, test_names = _task_and_test_names(cfg)
-    validate_submission(file, task, test_names)
+    task, _ = _validated(file, config, set_, workdir)
     scores = score_submission(file, truth, task)
     for key, value in scores.items():
         typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")

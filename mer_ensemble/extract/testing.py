@@ -17,20 +17,17 @@ __all__ = ["TINY_CHECKPOINTS", "save_tiny_checkpoint"]
 HIDDEN = 32
 
 
+def _speech_config(layers: int, norm: str) -> dict:
+    """Shared settings of the tiny HuBERT / wav2vec2 configs (``norm``: the front end's norm)."""
+    return {"hidden_size": HIDDEN, "num_hidden_layers": layers, "num_attention_heads": 2,
+            "intermediate_size": 2 * HIDDEN, "conv_dim": (HIDDEN,) * 7, "num_conv_pos_embeddings": 16,
+            "num_conv_pos_embedding_groups": 2, "feat_extract_norm": norm}
+
+
 def _hubert(folder: Path, layers: int) -> None:
     from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
-    config = HubertConfig(
-        hidden_size=HIDDEN,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=2 * HIDDEN,
-        conv_dim=(HIDDEN,) * 7,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-    )
+    config = HubertConfig(**_speech_config(layers, "layer"), do_stable_layer_norm=True)
     HubertModel(config).eval().save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True, do_normalize=True).save_pretrained(folder)
 
@@ -39,16 +36,7 @@ def _wav2vec2(folder: Path, layers: int) -> None:
     """wav2vec2-base style: group-norm front end, no attention mask (batched by equal length)."""
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    config = Wav2Vec2Config(
-        hidden_size=HIDDEN,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=2 * HIDDEN,
-        conv_dim=(HIDDEN,) * 7,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        feat_extract_norm="group",
-    )
+    config = Wav2Vec2Config(**_speech_config(layers, "group"))
     Wav2Vec2Model(config).eval().save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=False, do_normalize=True).save_pretrained(
         folder

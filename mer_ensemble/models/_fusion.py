@@ -1,6 +1,9 @@
 """What the two fusion families share: the seed methods' parameters and their wiring,
 per-feature input standardisation, and encoding a modality's features as one input.
 
+Both families read frame-level features as Frames (``input_level = "frame"``) and
+utterance-level ones as ``(n, D)`` arrays.
+
 The seed methods (:data:`SEED_METHOD_DEFAULTS`, all off by default; usage and
 measurements in ``docs/seed_methods.md``):
 

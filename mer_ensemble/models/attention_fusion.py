@@ -1,10 +1,8 @@
 """``attention_fusion``: the MER2024 baseline for any number of modalities (features of
 one modality are concatenated first): an encoder per modality, learned modality weights,
-weighted sum, one head per target.
-
-Reads frame-level features as Frames (``input_level = "frame"``) and utterance-level
-ones as ``(n, D)`` arrays. Network: :class:`~mer_ensemble.models.nets.attention_fusion.AttentionFusionNet`.
-Takes the seed methods' parameters (:mod:`mer_ensemble.models._fusion`).
+weighted sum, one head per target (network:
+:class:`~mer_ensemble.models.nets.attention_fusion.AttentionFusionNet`). Inputs, scaling and
+the seed methods' parameters as for every fusion family (:mod:`mer_ensemble.models._fusion`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """``audio_text_fusion``: audio and text fused early and trained jointly, as the MER2024
-runner-up did; cross-attention between audio frames and text tokens for frame-level input.
-
-Reads frame-level features as Frames (``input_level = "frame"``) and utterance-level
-ones as ``(n, D)`` arrays. Network: :class:`~mer_ensemble.models.nets.audio_text_fusion.AudioTextFusionNet`.
-Takes the seed methods' parameters (:mod:`mer_ensemble.models._fusion`).
+runner-up did; cross-attention between audio frames and text tokens for frame-level input
+(network: :class:`~mer_ensemble.models.nets.audio_text_fusion.AudioTextFusionNet`).
 """
 
 from __future__ import annotations
