@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from mer_ensemble.errors import ModelError
+
 __all__ = [
     "CrossAttentionBlock",
     "LSTMEncoder",
@@ -180,7 +182,7 @@ class TaskInteraction(nn.Module):
     def __init__(self, hidden: int, targets: Sequence[tuple[str, int]], num_heads: int, dropout: float) -> None:
         super().__init__()
         if len(targets) < 2:
-            raise ValueError(f"target interaction needs at least two targets, got {[t for t, _ in targets]}")
+            raise ModelError(f"target interaction needs at least two targets, got {[t for t, _ in targets]}")
         self.names = [name for name, _ in targets]
         self.project = nn.ModuleList([nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU()) for _ in targets])
         self.attend = nn.ModuleList(

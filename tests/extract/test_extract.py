@@ -24,8 +24,9 @@ from mer_ensemble.cli import app
 from mer_ensemble.errors import ExtractError
 from mer_ensemble.extract import extract_features, parse_layers
 from mer_ensemble.extract._common import ItemFailure, level_from_out, pool_frames
+from tests.conftest import SHARED_DATA
 
-SHARED = Path(os.environ.get("MER_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+SHARED = SHARED_DATA
 EMODB_WAV = SHARED / "emodb" / "wav"
 MELD = SHARED / "meld"
 MELD_REFERENCE = MELD / "features" / "minilm-UTT"

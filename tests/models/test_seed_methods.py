@@ -24,7 +24,7 @@ from mer_ensemble.models.nets.audio_text_fusion import AudioTextFusionNet
 from mer_ensemble.models.nets.seed_methods import TrainingOptions, aux_key, cross_modal_mismatch, rampup
 from mer_ensemble.training.runner import train_all
 from tests.conftest import write_config, write_generic
-from tests.test_models import DIMS, MODALITIES, TARGETS, make_data, rows
+from tests.models.test_models import DIMS, MODALITIES, TARGETS, make_data, rows
 
 FAST = {"hidden": 16, "epochs": 6, "patience": 3, "batch_size": 16}
 MODS = [("audio", 8, "utt"), ("text", 6, "utt")]

@@ -298,3 +298,18 @@ def test_utterance_model_pools_frames() -> None:
     np.testing.assert_allclose(
         model.predict_proba({**X, "hubert": frames})["emotion"], model.predict_proba(X)["emotion"], atol=1e-6
     )
+
+
+def test_models_import_only_the_low_training_layer() -> None:
+    """models/ builds on mer_ensemble.nn; the k-fold runner (mer_ensemble.training) builds on models."""
+    from pathlib import Path
+
+    import mer_ensemble
+
+    root = Path(mer_ensemble.__file__).parent
+    for layer, forbidden in (("models", "mer_ensemble.training"), ("nn", "mer_ensemble.models"),
+                             ("nn", "mer_ensemble.training")):
+        for path in (root / layer).rglob("*.py"):
+            imports = [line.strip() for line in path.read_text().splitlines()
+                       if line.strip().startswith(("from mer_ensemble", "import mer_ensemble"))]
+            assert not [line for line in imports if line.split()[1].startswith(forbidden)], f"{path} imports {forbidden}"

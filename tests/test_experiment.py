@@ -1,0 +1,30 @@
+"""The Experiment: data and folds built once and handed to every step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mer_ensemble.config import load_config
+from mer_ensemble.experiment import Experiment
+from mer_ensemble.training.plan import JobBuilder
+
+
+def test_open_builds_dataset_and_folds_once_and_reuses_the_stored_folds(generic_config: Path, tmp_path: Path):
+    cfg = load_config(generic_config)
+    exp = Experiment.open(cfg, tmp_path / "wd")
+    assert exp.folds.path == str(tmp_path / "wd" / "folds.csv") and Path(exp.folds.path).is_file()
+    assert sorted(exp.folds.rows) == sorted(exp.dataset.labelled_rows)
+    again = Experiment.open(cfg, tmp_path / "wd", dataset=exp.dataset)
+    assert again.dataset is exp.dataset and again.folds.hash == exp.folds.hash
+    assert np.array_equal(again.folds.fold, exp.folds.fold)
+    assert exp.task.target_names == ["emotion", "sentiment"] and exp.stem == "exp"
+
+
+def test_every_job_carries_the_folds_path_and_hash(generic_config: Path, tmp_path: Path):
+    exp = Experiment.open(load_config(generic_config), tmp_path / "wd")
+    plan = JobBuilder(exp).plan(exp.config.models[0])
+    assert len(plan.jobs) == exp.folds.n_folds * len(exp.config.cv.seeds)
+    assert {(j.folds_path, j.folds_hash) for j in plan.jobs} == {(exp.folds.path, exp.folds.hash)}
+    assert all(Path(j.out).parent == tmp_path / "wd" / "jobs" / "lin" / plan.hash for j in plan.jobs)
