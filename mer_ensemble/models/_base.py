@@ -40,7 +40,9 @@ class FitData:
     in ``[-1, n_classes)``; ``X_val``/``y_val`` the validation rows (early stopping only) or
     None; ``score_fn`` the early-stopping score (None: the family's default); ``X_unlabeled``
     pool rows without labels (families with ``uses_unlabeled``); ``X_variants`` feature ->
-    noisy versions of that feature for the rows of ``X`` (families with ``uses_variants``).
+    noisy versions of that feature for the rows of ``X`` (families with ``uses_variants``);
+    ``groups`` ``(n,)`` the rows' groups (speakers, dialogues) for inner splits that keep a group
+    on one side, ``val_candidates`` ``(n,)`` bool the rows an inner split may hold out (None: all).
     """
 
     X: Inputs
@@ -51,6 +53,8 @@ class FitData:
     score_fn: ScoreFn | None = None
     X_unlabeled: Inputs | None = None
     X_variants: Mapping[str, Sequence[Any]] | None = None
+    groups: np.ndarray | None = None
+    val_candidates: np.ndarray | None = None
 
 
 class MerModel(ABC):
@@ -113,12 +117,15 @@ class MerModel(ABC):
         score_fn: ScoreFn | None = None,
         X_unlabeled: Inputs | None = None,
         X_variants: Mapping[str, Sequence[Any]] | None = None,
+        groups: np.ndarray | None = None,
+        val_candidates: np.ndarray | None = None,
     ) -> MerModel:
         """Fit on ``X``/``y``; ``X_val``/``y_val`` only choose the stopping point
         (``score_fn(y_val, proba)`` higher is better). ``X_unlabeled`` rows carry no
         labels (for semi-supervised losses); ``X_variants`` are noisy versions of training
-        features (for noise-robust training). Checks the inputs and labels, then calls the
-        family's ``_fit``. Returns ``self``."""
+        features (for noise-robust training); ``groups``/``val_candidates`` steer inner splits
+        (see :class:`FitData`). Checks the inputs and labels, then calls the family's ``_fit``,
+        which records in ``selected_`` what it chose inside the fold. Returns ``self``."""
         n = check_inputs(X, self.feature_dims, self.name)
         labels = check_labels(y, self.targets, n, self.name)
         if (X_val is None) != (y_val is None):
@@ -127,7 +134,13 @@ class MerModel(ABC):
         if X_val is not None:
             n_val = check_inputs(X_val, self.feature_dims, self.name)
             val_labels = check_labels(y_val, self.targets, n_val, self.name)
-        self._fit(FitData(X, labels, n, X_val, val_labels, score_fn, X_unlabeled, X_variants))
+        for what, arr in (("groups", groups), ("val_candidates", val_candidates)):
+            if arr is not None and len(arr) != n:
+                raise DataError(f"model {self.name!r}: {what} has {len(arr)} rows, the inputs have {n}")
+        self.selected_: dict[str, Any] = {}
+        self._fit(FitData(X, labels, n, X_val, val_labels, score_fn, X_unlabeled, X_variants,
+                          None if groups is None else np.asarray(groups),
+                          None if val_candidates is None else np.asarray(val_candidates, dtype=bool)))
         return self
 
     @abstractmethod

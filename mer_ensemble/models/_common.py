@@ -25,6 +25,7 @@ __all__ = [
     "constant_proba",
     "from_payload",
     "init_args",
+    "inner_split",
     "normalize_rows",
 ]
 
@@ -166,3 +167,51 @@ def from_payload(cls: type, payload: Mapping[str, Any], path: str | os.PathLike)
     args = dict(payload["init"])
     params = args.pop("params")
     return cls(**args, **params)
+
+
+def inner_split(
+    y: np.ndarray,
+    *,
+    fraction: float,
+    seed: int,
+    groups: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split a fold's training rows into an inner training part and an inner validation part.
+
+    Model selection inside a fold (early stopping, a hyper-parameter choice) uses the inner
+    validation part only, so the fold's own validation rows are never looked at. ``y``
+    ``(n,)`` labels of the first target (-1 unknown, its own stratum); ``groups`` ``(n,)``
+    keep a group on one side (speakers, dialogues); ``candidates`` ``(n,)`` bool: rows allowed
+    on the validation side (e.g. not pseudo-labelled rows). About ``fraction`` of the
+    candidate rows go to validation, stratified on ``y``. Returns ``(train_idx, val_idx)``
+    index arrays into the rows; ``val_idx`` is empty when there are too few rows or groups.
+    """
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    n = len(y)
+    pool = np.flatnonzero(candidates) if candidates is not None else np.arange(n)
+    n_splits = max(2, int(round(1.0 / fraction)))
+    empty = np.arange(n), np.zeros(0, dtype=np.int64)
+    if len(pool) < 2 * n_splits:
+        return empty
+    strata = np.asarray(y)[pool].copy()
+    strata[strata < 0] = strata.max() + 1
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        if groups is not None:
+            pool_groups = np.asarray(groups)[pool]
+            n_groups = len(set(pool_groups.tolist()))
+            if n_groups < 2:
+                return empty
+            splitter = StratifiedGroupKFold(n_splits=min(n_splits, n_groups), shuffle=True, random_state=seed)
+            _, val = next(splitter.split(np.zeros(len(pool)), strata, pool_groups))
+        else:
+            splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+            _, val = next(splitter.split(np.zeros(len(pool)), strata))
+    val_idx = np.sort(pool[val])
+    train_mask = np.ones(n, dtype=bool)
+    train_mask[val_idx] = False
+    return np.flatnonzero(train_mask), val_idx

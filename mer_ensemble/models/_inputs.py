@@ -27,6 +27,7 @@ __all__ = [
     "input_levels",
     "lengths_key",
     "pooled",
+    "subset_rows",
     "variant_key",
 ]
 
@@ -42,6 +43,13 @@ def lengths_key(name: str) -> str:
 def variant_key(key: str, index: int) -> str:
     """The reserved input key of noisy variant ``index`` of input ``key``."""
     return f"{key}{VARIANT_MARK}{index}"
+
+
+def subset_rows(value: Any, index: np.ndarray) -> Any:
+    """Rows ``index`` of one input value: an ``(n, D)`` array or :class:`Frames`."""
+    if isinstance(value, Frames):
+        return Frames(np.asarray(value.x)[index], np.asarray(value.lengths)[index])
+    return np.asarray(value)[index]
 
 
 def _shape_of(feature: str, value: Any) -> tuple[int, int]:

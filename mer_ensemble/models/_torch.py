@@ -20,6 +20,7 @@ hyper-parameters come from the family's params (``lr``, ``weight_decay``, ``opti
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -35,8 +36,16 @@ from mer_ensemble.models._common import (
     class_weights_for,
     from_payload,
     init_args,
+    inner_split,
 )
-from mer_ensemble.models._inputs import check_inputs, coerce_levels, input_levels, lengths_key, variant_key
+from mer_ensemble.models._inputs import (
+    check_inputs,
+    coerce_levels,
+    input_levels,
+    lengths_key,
+    subset_rows,
+    variant_key,
+)
 from mer_ensemble.nn.protocol import hooks_of
 
 if TYPE_CHECKING:
@@ -48,7 +57,9 @@ __all__ = ["TRAINER_DEFAULTS", "TorchModel"]
 
 SAVE_FORMAT = "mer-ensemble/torch-model"
 
-#: trainer hyper-parameters every torch family accepts, with the MER2024 baseline's values
+#: trainer hyper-parameters every torch family accepts, with the MER2024 baseline's values;
+#: ``val_fraction``: share of the training rows held out for early stopping when no
+#: validation rows are given (0: train ``epochs`` epochs on every row)
 TRAINER_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
     "weight_decay": 1e-5,
@@ -57,6 +68,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "epochs": 100,
     "patience": 10,
     "class_weight": None,
+    "val_fraction": 0.15,
 }
 
 
@@ -115,6 +127,7 @@ class TorchModel(MerModel):
         check_number(name, "epochs", p["epochs"], low=1, integer=True)
         check_number(name, "patience", p["patience"], low=1, integer=True, allow_none=True)
         check_choice(name, "class_weight", p["class_weight"], CLASS_WEIGHTS)
+        check_number(name, "val_fraction", p["val_fraction"], low=0, high=0.5)
 
     def _trainer(self) -> Trainer:
         from mer_ensemble.nn.trainer import Trainer
@@ -137,6 +150,21 @@ class TorchModel(MerModel):
         check_inputs(X, self.feature_dims, self.name)
         return self._encode(coerce_levels(X, self.levels_))
 
+    def _check_variant_rows(self, X_variants: Mapping[str, Sequence[Any]], n: int) -> None:
+        """Every variant is an input feature's, for the ``n`` training rows (DataError/ModelError otherwise)."""
+        for feature, variants in X_variants.items():
+            if feature not in self.feature_dims:
+                raise DataError(
+                    f"model {self.name!r}: noise variants given for {feature!r}, not an input feature "
+                    f"({sorted(self.feature_dims)})"
+                )
+            if self._input_key(feature) is None:
+                raise ModelError(f"model {self.name!r} cannot use noisy feature variants")
+            for j, variant in enumerate(variants):
+                if check_inputs({feature: variant}, {feature: self.feature_dims[feature]}, self.name) != n:
+                    raise DataError(f"model {self.name!r}: noise variant {j} of {feature!r} does not have the "
+                                    f"{n} training rows")
+
     def _variant_inputs(
         self, X: Inputs, X_variants: Mapping[str, Sequence[Any]], clean: dict[str, np.ndarray], n: int
     ) -> dict[str, np.ndarray]:
@@ -147,21 +175,13 @@ class TorchModel(MerModel):
         replaced, encoded like ``X``. They travel with the training rows through the trainer's
         batching and the network's ``augment`` hook swaps them in (training batches only).
         """
+        self._check_variant_rows(X_variants, n)
         out: dict[str, np.ndarray] = {}
         counts: dict[str, int] = {}
         for feature, variants in X_variants.items():
-            if feature not in self.feature_dims:
-                raise DataError(
-                    f"model {self.name!r}: noise variants given for {feature!r}, not an input feature "
-                    f"({sorted(self.feature_dims)})"
-                )
             key = self._input_key(feature)
-            if key is None:
-                raise ModelError(f"model {self.name!r} cannot use noisy feature variants")
             for j, variant in enumerate(variants):
                 where = f"noise variant {j} of {feature!r}"
-                if check_inputs({feature: variant}, {feature: self.feature_dims[feature]}, self.name) != n:
-                    raise DataError(f"model {self.name!r}: {where} does not have the {n} training rows")
                 encoded = self._encode(coerce_levels({**X, feature: variant}, self.levels_))
                 lengths = lengths_key(key)
                 if encoded[key].shape != clean[key].shape or (
@@ -181,6 +201,10 @@ class TorchModel(MerModel):
         with ``uses_variants`` and only on training batches."""
         from mer_ensemble.nn import resolve_device, seeded
 
+        if data.X_variants and self.uses_variants:
+            self._check_variant_rows(data.X_variants, data.n)
+        if data.X_val is None and self.params["val_fraction"] > 0 and self.params["patience"] is not None:
+            data = self._hold_out(data)
         self.levels_ = input_levels(data.X, list(self.feature_dims))
         self.config_ = self._module_config(data.X)
         inputs = self._encode(coerce_levels(data.X, self.levels_))
@@ -205,6 +229,29 @@ class TorchModel(MerModel):
             unlabeled_inputs=unlabeled,
         )
         self.module_, self.fit_result_, self.best_epoch_ = module, result, result.best_epoch
+        self.selected_["best_epoch"] = int(result.best_epoch)
+
+    def _hold_out(self, data: FitData) -> FitData:
+        """Move an inner validation part of the training rows to ``X_val`` (early stopping only).
+
+        Stratified on the first target, grouped by ``data.groups``, drawn from
+        ``data.val_candidates``; unchanged when the rows are too few to split.
+        """
+        first = next(iter(self.targets))
+        train, val = inner_split(data.y[first], fraction=self.params["val_fraction"], seed=self.seed,
+                                 groups=data.groups, candidates=data.val_candidates)
+        if len(val) == 0:
+            return data
+        take = lambda X, idx: {f: subset_rows(v, idx) for f, v in X.items()}  # noqa: E731
+        variants = None if data.X_variants is None else {
+            f: [subset_rows(v, train) for v in vs] for f, vs in data.X_variants.items()
+        }
+        return replace(
+            data, X=take(data.X, train), y={t: v[train] for t, v in data.y.items()}, n=len(train),
+            X_val=take(data.X, val), y_val={t: v[val] for t, v in data.y.items()}, X_variants=variants,
+            groups=None if data.groups is None else data.groups[train],
+            val_candidates=None if data.val_candidates is None else data.val_candidates[train],
+        )
 
     def predict_proba(self, X: Inputs) -> Probas:
         """Probabilities per target, ``(n, n_classes)`` float64 rows summing to 1."""

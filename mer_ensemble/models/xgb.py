@@ -24,6 +24,7 @@ from mer_ensemble.models._common import (
     constant_proba,
     from_payload,
     init_args,
+    inner_split,
     normalize_rows,
 )
 from mer_ensemble.models._inputs import check_inputs, concat_pooled
@@ -98,14 +99,25 @@ class XGBoostModel(MerModel):
         """Fit one booster per target on its known rows; validation rows (optional) choose
         the number of rounds by validation log-loss (``score_fn`` is not used)."""
         features = concat_pooled(data.X, list(self.feature_dims))
+        labels, val_labels = data.y, data.y_val
         val_features = concat_pooled(data.X_val, list(self.feature_dims)) if data.X_val is not None else None
+        if val_features is None and self.params["early_stopping_rounds"]:
+            # early stopping on an inner split of the training rows, never on the fold's validation rows
+            first = next(iter(self.targets))
+            train, val = inner_split(labels[first], fraction=0.15, seed=self.seed, groups=data.groups,
+                                     candidates=data.val_candidates)
+            if len(val):
+                val_features, features = features[val], features[train]
+                val_labels = {t: v[val] for t, v in labels.items()}
+                labels = {t: v[train] for t, v in labels.items()}
         self.boosters_: dict[str, Any] = {}
         self.best_rounds_: dict[str, int] = {}
         for target, n_classes in self.targets.items():
-            y_val_t = data.y_val[target] if data.y_val is not None else None
-            booster = self._fit_target(features, data.y[target], n_classes, val_features, y_val_t)
+            y_val_t = val_labels[target] if val_labels is not None else None
+            booster = self._fit_target(features, labels[target], n_classes, val_features, y_val_t)
             self.boosters_[target] = booster
             self.best_rounds_[target] = 0 if isinstance(booster, np.ndarray) else booster.num_boosted_rounds()
+        self.selected_["rounds"] = dict(self.best_rounds_)
 
     def _fit_target(
         self,

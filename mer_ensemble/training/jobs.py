@@ -76,6 +76,15 @@ def _dataset_for(spec: JobSpec) -> tuple[Config, Dataset]:
     return _DATASETS[key]
 
 
+def _row_groups(ds: Dataset, rows: np.ndarray) -> np.ndarray | None:
+    """Groups of ``rows`` for inner splits (``data.group_by``); rows without a group are their own."""
+    if ds.groups is None:
+        return None
+    groups = ds.groups[rows]
+    return np.array([g if isinstance(g, str) and g else f"row{r}" for g, r in zip(groups, rows, strict=True)],
+                    dtype=object)
+
+
 def _predict(model: Any, ds: Dataset, features: list[str], rows: np.ndarray, level: str, max_frames: int,
              targets: list[str]) -> dict[str, np.ndarray]:
     parts: dict[str, list[np.ndarray]] = {t: [] for t in targets}
@@ -114,6 +123,7 @@ def _run_job(spec: JobSpec) -> str:
     cfg, ds = _dataset_for(spec)
     folds = read_folds(Path(spec.folds_path), ds, expected_hash=spec.folds_hash)
     train_rows, valid_rows = folds.split(spec.fold)
+    n_labelled = len(train_rows)
     features, targets = list(spec.features), list(spec.targets)
     y_train = {t: ds.labels[t][train_rows] for t in targets}
     if spec.pseudo_file:
@@ -163,13 +173,15 @@ def _run_job(spec: JobSpec) -> str:
         if variants:
             extra["X_variants"] = variants
     start = time.perf_counter()
+    # the fold's validation rows never reach fit: early stopping and any choice a model makes
+    # use an inner split of the training rows (grouped like the folds, original labels only)
     model.fit(
         build_inputs(ds, features, train_rows, level, max_frames),
         y_train,
-        build_inputs(ds, features, valid_rows, level, max_frames),
-        y_valid,
         score_fn=score_fn,
         X_unlabeled=unlabeled,
+        groups=_row_groups(ds, train_rows),
+        val_candidates=np.arange(len(train_rows)) < n_labelled,
         **extra,
     )
     fit_seconds = time.perf_counter() - start
@@ -180,6 +192,7 @@ def _run_job(spec: JobSpec) -> str:
     arrays = {"valid_rows": valid_rows, "scores": scores, "fit_seconds": np.array(fit_seconds),
               "predict_seconds": np.array(time.perf_counter() - start - fit_seconds),
               "n_train": np.array(len(train_rows))}
+    arrays["selected"] = np.array(json.dumps(getattr(model, "selected_", {}), sort_keys=True, default=str))
     module = getattr(model, "module_", None)
     if module is not None and getattr(model, "fit_result_", None) is not None:
         arrays["epochs_run"] = np.array(model.fit_result_.epochs_run)

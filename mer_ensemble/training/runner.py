@@ -7,6 +7,7 @@ the records equal an uninterrupted run's (jobs are deterministic for a seed).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -65,6 +66,7 @@ def aggregate(plan: RunPlan, ds: Dataset, folds: Folds, cfg: Config, wall_second
     test_by_fold = {t: np.zeros((k_folds, len(test_rows), ds.task.target(t).n_classes)) for t in plan.targets}
     fold_scores = np.zeros((len(plan.seeds), k_folds, len(plan.targets)))
     fit_seconds = 0.0
+    selected: dict[str, dict] = {}
     for job in plan.jobs:
         if not Path(job.out).is_file():
             raise StoreError(f"run {plan.key}: job result {job.out} is missing")
@@ -80,6 +82,8 @@ def aggregate(plan: RunPlan, ds: Dataset, folds: Folds, cfg: Config, wall_second
                 test_by_fold[t][job.fold] += res[f"test/{t}"]
                 pool_by_fold[t][job.fold] += res[f"pool/{t}"]
             fold_scores[s, job.fold] = res["scores"]
+            if "selected" in res.files:
+                selected[f"fold{job.fold}-seed{job.seed}"] = json.loads(str(res["selected"]))
             fit_seconds += float(res["fit_seconds"])
     n_seeds = len(plan.seeds)
     if (seen != n_seeds).any():
@@ -91,6 +95,7 @@ def aggregate(plan: RunPlan, ds: Dataset, folds: Folds, cfg: Config, wall_second
     pool = {t: v.mean(axis=0) for t, v in pool_by_fold.items()}
     extra = {f"test_by_fold/{t}": (v / n_seeds).astype(np.float32) for t, v in test_by_fold.items()}
     manifest = _manifest(plan, ds, folds, cfg, oof, fold_scores, fit_seconds, wall_seconds)
+    manifest["selected"] = selected
     return RunRecord(manifest=manifest, oof=oof, test=test, pool=pool, pool_by_fold=pool_by_fold,
                      rows=folds.rows, fold=folds.fold, test_rows=test_rows, pool_rows=pool_rows, extra=extra)
 

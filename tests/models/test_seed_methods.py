@@ -170,8 +170,9 @@ def test_cmdm_receives_only_pool_rows_in_a_train_all_run(tmp_path: Path, monkeyp
     pool, test = as_set(features[ds.pool_rows]), as_set(features[ds.test_rows])
     assert len(seen) == 3
     for X, X_val, unlabeled in seen:
+        assert X_val is None  # the fold's validation rows never reach fit (inner split only)
         assert unlabeled is not None and as_set(unlabeled["fa-UTT"]) == pool
-        assert not as_set(unlabeled["fa-UTT"]) & (as_set(X_val["fa-UTT"]) | as_set(X["fa-UTT"]) | test)
+        assert not as_set(unlabeled["fa-UTT"]) & (as_set(X["fa-UTT"]) | test)
     assert matched and all(as_set(rows_seen) <= pool for rows_seen in matched)  # the term saw pool rows only
 
 
