@@ -24,6 +24,7 @@ __all__ = [
     "CVConfig",
     "DataConfig",
     "ModelSpec",
+    "PortfolioConfig",
     "PseudoConfig",
     "ScoringConfig",
     "TrainConfig",
@@ -106,10 +107,31 @@ class ModelSpec(_Strict):
     targets: list[str] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     seeds: list[int] | None = None
+    #: where the entry came from: written in the config, or added by ``models: auto``
+    origin: Literal["config", "auto"] = Field("config", exclude=True)
 
     @property
     def run_id(self) -> str:
         return self.id or self.name
+
+
+class PortfolioConfig(_Strict):
+    """What ``models: auto`` expands into (see :mod:`mer_ensemble.portfolio`)."""
+
+    seeds: int = Field(3, ge=1, description="seeds averaged inside each neural run")
+    families: list[str] = Field(
+        default_factory=lambda: ["linear", "mlp", "xgboost", "audio_text_fusion", "attention_fusion"]
+    )
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, value: list[str]) -> list[str]:
+        from mer_ensemble.portfolio import PORTFOLIO_FAMILIES
+
+        unknown = [f for f in value if f not in PORTFOLIO_FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown portfolio families {unknown}; expected some of {list(PORTFOLIO_FAMILIES)}")
+        return value
 
 
 class TrainConfig(_Strict):
@@ -161,7 +183,10 @@ class Config(_Strict):
     data: DataConfig
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     cv: CVConfig = Field(default_factory=CVConfig)
-    models: list[ModelSpec] = Field(default_factory=list)
+    models: list[ModelSpec] = Field(
+        default_factory=list, description="model entries; 'auto' (alone or in the list) adds the portfolio"
+    )
+    portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     blend: BlendConfig = Field(default_factory=BlendConfig)
     pseudo: PseudoConfig = Field(default_factory=PseudoConfig)
@@ -170,6 +195,22 @@ class Config(_Strict):
 
     # set by load_config, not by the YAML
     source: str | None = Field(None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_auto(cls, raw: Any) -> Any:
+        """``models: auto`` (or ``auto`` inside the list) becomes the portfolio's entries."""
+        if not isinstance(raw, dict) or "models" not in raw:
+            return raw
+        from mer_ensemble.portfolio import expand_models
+
+        data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+        portfolio = raw.get("portfolio") if isinstance(raw.get("portfolio"), dict) else {}
+        try:
+            options = PortfolioConfig.model_validate(portfolio).model_dump()
+        except ValidationError:
+            return raw  # the portfolio section's own error is reported by the field validation
+        return {**raw, "models": expand_models(raw["models"], data.get("features") or {}, options)}
 
     @model_validator(mode="after")
     def _unique_run_ids(self) -> Config:

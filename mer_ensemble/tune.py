@@ -267,7 +267,11 @@ def _objective(problem: _Problem) -> Callable[[optuna.Trial], float]:
     import optuna
 
     def objective(trial: optuna.Trial) -> float:
-        params = {**problem.spec.params, **suggest_params(trial, problem.space)}
+        space = problem.space
+        if trial.user_attrs.get("baseline"):
+            # the run's own parameters: those outside the space (e.g. C: auto) are kept, not sampled
+            space = {k: v for k, v in space.items() if k in _baseline(problem.spec, space)}
+        params = {**problem.spec.params, **suggest_params(trial, space)}
         fold_scores: list[float] = []
         try:
             for k in range(problem.exp.folds.n_folds):

@@ -19,9 +19,11 @@ def check_cli(
 ) -> None:
     """Validate the config and the data; print a summary, write the folds."""
     from mer_ensemble.data.summary import dataset_problems, summarise
+    from mer_ensemble.training.plan import models_summary
 
     exp = open_experiment(config, set_, workdir)
     typer.echo(summarise(exp.dataset, exp.folds))
+    typer.echo(models_summary(exp))
     problems = dataset_problems(exp.dataset, exp.folds)
     for p in problems:
         typer.echo(f"warning: {p}")

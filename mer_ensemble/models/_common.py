@@ -199,6 +199,9 @@ def inner_split(
         return empty
     strata = np.asarray(y)[pool].copy()
     strata[strata < 0] = strata.max() + 1
+    n_splits = min(n_splits, int(np.bincount(strata).max()))  # stratified splits need that many rows of a class
+    if n_splits < 2:
+        return empty
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class")
         if groups is not None:

@@ -1,8 +1,12 @@
 """``linear``: standardised, concatenated utterance features → one multinomial logistic
 regression per target (scikit-learn, lbfgs).
 
-Frame-level inputs are mean-pooled. Validation rows are not needed (no early stopping).
-BLAS threads follow the limits a runner sets with threadpoolctl.
+``C="auto"`` and ``class_weight="auto"`` (the defaults) choose the inverse regularisation
+strength from ``C_grid`` and the class weighting (none or balanced) per target by an inner
+``inner_folds``-fold CV on the training rows only (grouped like the folds, pseudo-labelled
+rows never held out, scored with the task metric; ties go to the lower inner log-loss);
+the choice is recorded in ``selected_`` and the model is refitted on every training row.
+Frame-level inputs are mean-pooled. BLAS threads follow the limits a runner sets with threadpoolctl.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mer_ensemble.errors import ModelError
 from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
@@ -41,21 +46,132 @@ class LinearModel(MerModel):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         p = self.params
-        check_number(self.name, "C", p["C"], low=0, open_low=True)
+        if p["C"] != AUTO:
+            check_number(self.name, "C", p["C"], low=0, open_low=True)
         check_number(self.name, "max_iter", p["max_iter"], low=1, integer=True)
         check_number(self.name, "tol", p["tol"], low=0, open_low=True)
-        check_choice(self.name, "class_weight", p["class_weight"], CLASS_WEIGHTS)
+        check_choice(self.name, "class_weight", p["class_weight"], (*CLASS_WEIGHTS, AUTO))
+        check_number(self.name, "inner_folds", p["inner_folds"], low=2, integer=True)
+        grid = p["C_grid"]
+        if not isinstance(grid, (list, tuple)) or not grid:
+            raise ModelError(f"model {self.name!r}: C_grid={grid!r} must be a non-empty list of numbers > 0")
+        for value in grid:
+            check_number(self.name, "C_grid", value, low=0, open_low=True)
 
     def _fit(self, data: FitData) -> None:
-        """Fit on the rows with a known label, target by target (validation rows are not used)."""
+        """Fit on the rows with a known label, target by target, choosing C and class weighting
+        by inner CV when they are ``"auto"``."""
         from sklearn.preprocessing import StandardScaler
 
         features = concat_pooled(data.X, list(self.feature_dims))
         self.scaler_ = StandardScaler().fit(features)
         scaled = self.scaler_.transform(features)
-        self.estimators_ = {t: self._fit_target(scaled, data.y[t], c) for t, c in self.targets.items()}
+        self.estimators_ = {}
+        for target, n_classes in self.targets.items():
+            C, class_weight = self._choose(scaled, data, target)
+            self.estimators_[target] = self._fit_target(scaled, data.y[target], n_classes, C, class_weight)
 
-    def _fit_target(self, scaled: np.ndarray, y: np.ndarray, n_classes: int) -> Any:
+    def _candidates(self) -> tuple[list[float], list[str | None]]:
+        p = self.params
+        grid = sorted(float(c) for c in p["C_grid"]) if p["C"] == AUTO else [float(p["C"])]
+        weights = list(CLASS_WEIGHTS) if p["class_weight"] == AUTO else [p["class_weight"]]
+        return grid, weights
+
+    def _choose(self, scaled: np.ndarray, data: FitData, target: str) -> tuple[float, str | None]:
+        """``(C, class_weight)`` for ``target``: fixed ones as given, ``"auto"`` ones by the mean
+        score over an inner CV of the training rows (warm-started along the C grid)."""
+        grid, weights = self._candidates()
+        if len(grid) == 1 and len(weights) == 1:
+            return grid[0], weights[0]
+        y = data.y[target]
+        known = y >= 0
+        splits = self._inner_splits(y, data)
+        if not splits or len(np.unique(y[known])) < 2:
+            return grid[len(grid) // 2], weights[0]
+        shape = (len(weights), len(grid), len(splits))
+        scores, losses = np.full(shape, np.nan), np.full(shape, np.nan)
+        for s_i, (train, val) in enumerate(splits):
+            train, val = train[known[train]], val[known[val]]
+            if len(np.unique(y[train])) < 2 or len(val) == 0:
+                continue
+            for w_i, weight in enumerate(weights):
+                for c_i, proba in enumerate(self._path(scaled[train], y[train], scaled[val], grid, weight)):
+                    full = np.zeros((len(val), self.targets[target]))
+                    full[:, np.unique(y[train])] = proba
+                    scores[w_i, c_i, s_i] = self._score(data, target, y[val], full)
+                    losses[w_i, c_i, s_i] = -np.mean(np.log(np.clip(full[np.arange(len(val)), y[val]], 1e-12, 1)))
+        if not np.isfinite(scores).any():
+            return grid[len(grid) // 2], weights[0]
+        mean, loss = np.nanmean(scores, axis=2), np.nanmean(losses, axis=2)
+        best = np.nanmax(mean)
+        # ties of the metric (frequent on small sets) go to the lowest log-loss: calibrated probabilities
+        # matter to blends and pseudo-label thresholds
+        w_i, c_i = min(zip(*np.nonzero(mean >= best - 1e-12), strict=True), key=lambda wc: loss[wc])
+        C, weight = grid[int(c_i)], weights[int(w_i)]
+        self.selected_.setdefault(target, {}).update(
+            {"C": C, "class_weight": weight, "inner_score": round(float(best), 6), "inner_folds": len(splits)}
+        )
+        return C, weight
+
+    def _inner_splits(self, y: np.ndarray, data: FitData) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Inner K-fold splits of the training rows (grouped; only candidate rows held out)."""
+        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+        k = int(self.params["inner_folds"])
+        rows = np.arange(len(y)) if data.val_candidates is None else np.flatnonzero(data.val_candidates)
+        always_train = np.setdiff1d(np.arange(len(y)), rows)
+        strata = y[rows].copy()
+        strata[strata < 0] = strata.max() + 1
+        k = min(k, int(np.bincount(strata).max()))  # stratified splits need k rows of some class
+        if k < 2:
+            return []
+        if data.groups is not None:
+            groups = data.groups[rows]
+            k = min(k, len(set(groups.tolist())))
+            if k < 2:
+                return []
+            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=self.seed)
+            parts = splitter.split(np.zeros(len(rows)), strata, groups)
+        else:
+            if len(rows) < 2 * k:
+                return []
+            splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.seed)
+            parts = splitter.split(np.zeros(len(rows)), strata)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The least populated class")
+            return [(np.concatenate([rows[tr], always_train]), rows[va]) for tr, va in parts]
+
+    def _path(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, grid: list[float],
+              class_weight: str | None) -> list[np.ndarray]:
+        """Validation probabilities ``(m, n_present)`` for each C of ``grid`` (ascending), warm-started."""
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        p = self.params
+        estimator = LogisticRegression(max_iter=p["max_iter"], tol=p["tol"], class_weight=class_weight,
+                                       random_state=self.seed, warm_start=True)
+        out = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for C in grid:
+                estimator.set_params(C=C)
+                out.append(estimator.fit(X, y).predict_proba(X_val))
+        return out
+
+    @staticmethod
+    def _score(data: FitData, target: str, y: np.ndarray, proba: np.ndarray) -> float:
+        if data.score_fn is not None:
+            return float(data.score_fn({target: y}, {target: proba}))
+        from mer_ensemble.metrics import weighted_f1
+
+        return weighted_f1(y, proba.argmax(axis=1))
+
+    def _fit_target(self, scaled: np.ndarray, y: np.ndarray, n_classes: int, C: float,
+                    class_weight: str | None) -> Any:
         """A LogisticRegression on the known rows of ``scaled`` ``(n, D)``, or the class
         prior ``(n_classes,)`` when fewer than two classes are known."""
         from sklearn.linear_model import LogisticRegression
@@ -65,7 +181,7 @@ class LinearModel(MerModel):
             return constant_proba(y, n_classes, 1)[0]
         p = self.params
         estimator = LogisticRegression(
-            C=p["C"], max_iter=p["max_iter"], tol=p["tol"], class_weight=p["class_weight"], random_state=self.seed
+            C=C, max_iter=p["max_iter"], tol=p["tol"], class_weight=class_weight, random_state=self.seed
         )
         return estimator.fit(scaled[known], y[known])
 
@@ -107,11 +223,15 @@ LinearModel.search_space = {
     "C": {"type": "float", "low": 1e-3, "high": 1e2, "log": True},
 }
 
+AUTO = "auto"
+
 LinearModel.defaults = {
-    "C": 1.0,
+    "C": AUTO,
+    "C_grid": [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
+    "class_weight": AUTO,
+    "inner_folds": 3,
     "max_iter": 1000,
     "tol": 1e-4,
-    "class_weight": None,
 }
 
 register_model("linear")(LinearModel)

@@ -141,10 +141,12 @@ def _run_job(spec: JobSpec) -> str:
     task = ds.task
 
     def score_fn(y_true: dict[str, np.ndarray], proba: dict[str, np.ndarray]) -> float:
-        scores = {t: task.target(t).score(y_true[t], np.asarray(proba[t]).argmax(1)) for t in targets}
+        """The task's combined score over the targets given (one target: its own metric)."""
         from mer_ensemble.metrics import combine_scores
 
-        return combine_scores([scores[t] for t in targets], task.combine)
+        scored = [t for t in targets if t in y_true and t in proba]
+        return combine_scores([task.target(t).score(y_true[t], np.asarray(proba[t]).argmax(1)) for t in scored],
+                              task.combine)
 
     model = create_model(
         spec.model["name"],

@@ -24,7 +24,15 @@ from mer_ensemble.errors import ConfigError
 from mer_ensemble.experiment import Experiment
 from mer_ensemble.training.jobs import JobSpec
 
-__all__ = ["JobBuilder", "RunPlan", "resolve_features", "resolve_targets", "select_specs", "spec_hash"]
+__all__ = [
+    "JobBuilder",
+    "RunPlan",
+    "models_summary",
+    "resolve_features",
+    "resolve_targets",
+    "select_specs",
+    "spec_hash",
+]
 
 
 @dataclass
@@ -172,3 +180,21 @@ class JobBuilder:
             for k in range(self.exp.folds.n_folds)
         ]
         return RunPlan(key, spec, features, targets, seeds, jobs, digest, round_, pseudo_file)
+
+
+def models_summary(exp: Experiment) -> str:
+    """The runs ``train-all`` would train, one line each (checked like ``train-all`` checks them)."""
+    cfg = exp.config
+    if not cfg.models:
+        return "models: none (add models: auto or entries to train)"
+    builder = JobBuilder(exp)
+    n_auto = sum(1 for m in cfg.models if m.origin == "auto")
+    lines = [f"models: {len(cfg.models)} run(s)" + (f", {n_auto} from models: auto" if n_auto else "")]
+    width = max(len(m.run_id) for m in cfg.models)
+    for spec in cfg.models:
+        features, targets = builder.check_spec(spec)
+        seeds = spec.seeds or cfg.cv.seeds
+        mark = " (auto)" if spec.origin == "auto" else ""
+        lines.append(f"  {spec.run_id:<{width}}  {spec.name:<17} {'+'.join(features)}  targets {','.join(targets)}"
+                     f"  seeds {len(seeds)}{mark}")
+    return "\n".join(lines)
