@@ -209,7 +209,7 @@ class Config(_Strict):
         try:
             options = PortfolioConfig.model_validate(portfolio).model_dump()
         except ValidationError:
-            return raw  # the portfolio section's own error is reported by the field validation
+            options = PortfolioConfig().model_dump()  # the portfolio section's own error is reported by its field
         return {**raw, "models": expand_models(raw["models"], data.get("features") or {}, options)}
 
     @model_validator(mode="after")

@@ -1,0 +1,70 @@
+"""``models: auto``: the portfolio expanded from the configured features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mer_ensemble.config import load_config, parse_config
+from mer_ensemble.errors import ConfigError
+from mer_ensemble.experiment import Experiment
+from mer_ensemble.training.plan import models_summary
+from tests.conftest import write_config, write_generic
+
+
+def _cfg(features: dict, models, **extra) -> object:
+    raw = {"task": "generic", "data": {"layout": "generic", "root": ".", "targets": ["emotion"], "features": features},
+           "models": models, **extra}
+    return parse_config(raw)
+
+
+def _ids(cfg) -> dict[str, tuple[str, list[str] | None, list[int] | None]]:
+    return {m.run_id: (m.name, m.features, m.seeds) for m in cfg.models}
+
+
+def test_one_feature():
+    ids = _ids(_cfg({"text": ["minilm-UTT"]}, "auto"))
+    assert ids == {
+        "lin-minilm-UTT": ("linear", ["minilm-UTT"], None),
+        "mlp-minilm-UTT": ("mlp", ["minilm-UTT"], [0, 1, 2]),
+        "xgb-all": ("xgboost", None, None),
+        "attn-fusion": ("attention_fusion", None, [0, 1, 2]),
+    }
+
+
+def test_three_modalities_with_two_features_each():
+    features = {"audio": ["a1", "a2"], "text": ["t1", "t2"], "video": ["v1", "v2"]}
+    cfg = _cfg(features, ["auto"])
+    ids = _ids(cfg)
+    for f in ("a1", "a2", "t1", "t2", "v1", "v2"):
+        assert ids[f"lin-{f}"] == ("linear", [f], None) and ids[f"mlp-{f}"][:2] == ("mlp", [f])
+    for m in ("audio", "text", "video"):
+        assert ids[f"lin-{m}"] == ("linear", [m], None) and ids[f"mlp-{m}"][2] == [0, 1, 2]
+    assert ids["lin-all"][1] is None and ids["mlp-all"][0] == "mlp" and ids["xgb-all"][0] == "xgboost"
+    assert ids["at-fusion"] == ("audio_text_fusion", ["audio", "text"], [0, 1, 2])
+    assert ids["attn-fusion"] == ("attention_fusion", None, [0, 1, 2])
+    assert len(ids) == 12 + 6 + 3 + 2
+    assert all(m.origin == "auto" for m in cfg.models)
+
+
+def test_frame_level_features_and_options(tmp_path: Path):
+    # MEIJU-style frame-level folders (no level suffix): the same portfolio; the fusion families read frames
+    root = write_generic(tmp_path / "d", frame_feature=True)
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, models="auto",
+                                   **{"data.features": {"audio": ["fa-UTT"], "video": ["fc-FRA"]},
+                                      "portfolio": {"seeds": 2, "families": ["linear", "attention_fusion"]}}))
+    assert _ids(cfg) == {"lin-fa-UTT": ("linear", ["fa-UTT"], None), "lin-fc-FRA": ("linear", ["fc-FRA"], None),
+                         "lin-all": ("linear", None, None), "attn-fusion": ("attention_fusion", None, [0, 1])}
+    text = models_summary(Experiment.open(cfg, tmp_path / "wd"))
+    assert "4 run(s), 4 from models: auto" in text and "attention_fusion  fa-UTT+fc-FRA" in text
+
+
+def test_explicit_entries_mix_with_auto_and_replace_same_ids():
+    cfg = _cfg({"audio": ["a1"], "text": ["t1"]},
+               ["auto", {"name": "linear", "id": "lin-all", "params": {"C": 0.1}}, {"name": "mlp", "id": "mine"}])
+    ids = [m.run_id for m in cfg.models]
+    assert ids.count("lin-all") == 1 and ids[-2:] == ["lin-all", "mine"]
+    assert cfg.models[-2].params == {"C": 0.1} and cfg.models[-2].origin == "config"
+    with pytest.raises(ConfigError, match="portfolio.families"):
+        _cfg({"audio": ["a1"]}, "auto", portfolio={"families": ["svm"]})
