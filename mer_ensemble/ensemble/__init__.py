@@ -8,6 +8,7 @@ method's ``_fit``, returns ``self`` and sets attributes ending in ``_``;
 imported below.
 """
 
+from mer_ensemble.ensemble._bagged import BaggedGreedyBlender
 from mer_ensemble.ensemble._base import Blender, FitContext, ProbasLike, ScoreFn, WeightedBlender, as_probas
 from mer_ensemble.ensemble._bias import ClassBias, apply_class_bias, tune_class_bias
 from mer_ensemble.ensemble._evaluate import BlenderFactory, in_sample_score, nested_oof_proba, nested_score
@@ -17,9 +18,11 @@ from mer_ensemble.ensemble._registry import BLENDERS, blender_params, list_blend
 from mer_ensemble.ensemble._scoring import BatchScoreFn, batch_scorer
 from mer_ensemble.ensemble._simple import BestSingle, HardVoteBlender, MeanBlender
 from mer_ensemble.ensemble._stacking import StackingBlender, meta_features
+from mer_ensemble.ensemble._topk import TopKMeanBlender
 
 __all__ = [
     "BLENDERS",
+    "BaggedGreedyBlender",
     "BatchScoreFn",
     "BestSingle",
     "Blender",
@@ -33,6 +36,7 @@ __all__ = [
     "ProbasLike",
     "ScoreFn",
     "StackingBlender",
+    "TopKMeanBlender",
     "WeightedBlender",
     "apply_class_bias",
     "as_probas",

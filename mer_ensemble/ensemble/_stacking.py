@@ -56,12 +56,15 @@ class StackingBlender(Blender):
     Parameters
     ----------
     meta: ``"logreg"`` (standardised multinomial logistic regression) or ``"xgboost"``.
-    C: inverse regularisation strength of the logistic regression.
+    C: inverse regularisation strength of the logistic regression, or ``"auto"``: the value of
+        ``C_grid`` whose own out-of-fold predictions (over the given folds) score best.
+    C_grid: the candidates of ``C="auto"``.
     features: ``"logprob"`` (log of probabilities floored at 1e-6) or ``"prob"``.
     meta_params: extra keyword arguments for the meta-model's constructor.
     seed: seed of the meta-model.
 
-    Learned: ``oof_proba_`` ``(n, C)``, ``oof_score_`` (score of its argmax), ``meta_model_``.
+    Learned: ``oof_proba_`` ``(n, C)``, ``oof_score_`` (score of its argmax), ``C_`` (the C used),
+    ``meta_model_``.
     """
 
     label = "stacking"
@@ -69,13 +72,15 @@ class StackingBlender(Blender):
     def __init__(
         self,
         meta: str = "logreg",
-        C: float = 1.0,
+        C: float | str = 1.0,
+        C_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0),
         features: str = "logprob",
         meta_params: dict[str, Any] | None = None,
         seed: int = 0,
     ) -> None:
         self.meta = meta
         self.C = C
+        self.C_grid = C_grid
         self.features = features
         self.meta_params = meta_params
         self.seed = seed
@@ -96,18 +101,24 @@ class StackingBlender(Blender):
             raise BlendError(f"stacking: folds hold {len(fold_ids)} distinct fold id(s); need at least 2")
         n_classes = probas.shape[2]
         X = meta_features(probas, self.features)
-        oof = np.zeros((X.shape[0], n_classes))
-        for fold in fold_ids:
-            held = folds == fold
-            oof[held] = self._fit_meta(X[~held], y[~held], n_classes)(X[held])
-        self.oof_proba_ = normalise_rows(oof)
-        self.oof_score_ = float(score_fn(y, self.oof_proba_.argmax(axis=1)))
-        self.meta_model_ = self._fit_meta(X, y, n_classes)
+        candidates = list(self.C_grid) if self.C == "auto" and self.meta == "logreg" else [self.C]
+        best = None
+        for C in candidates:
+            oof = np.zeros((X.shape[0], n_classes))
+            for fold in fold_ids:
+                held = folds == fold
+                oof[held] = self._fit_meta(X[~held], y[~held], n_classes, C)(X[held])
+            oof = normalise_rows(oof)
+            score = float(score_fn(y, oof.argmax(axis=1)))
+            if best is None or score > best[0] + 1e-12:
+                best = (score, C, oof)
+        self.oof_score_, self.C_, self.oof_proba_ = best
+        self.meta_model_ = self._fit_meta(X, y, n_classes, self.C_)
 
     def _blend(self, probas: np.ndarray) -> np.ndarray:
         return self.meta_model_(meta_features(probas, self.features))
 
-    def _fit_meta(self, X: np.ndarray, y: np.ndarray, n_classes: int) -> MetaPredict:
+    def _fit_meta(self, X: np.ndarray, y: np.ndarray, n_classes: int, C: float | str = 1.0) -> MetaPredict:
         """Fit one meta-model on ``X`` ``(n, R*C)``, ``y`` ``(n,)``; return its ``(m, C)`` predictor."""
         present = np.unique(y)
         if len(present) == 1:
@@ -115,7 +126,7 @@ class StackingBlender(Blender):
         encoded = np.searchsorted(present, y)
         params = dict(self.meta_params or {})
         if self.meta == "logreg":
-            model = _make_logreg(self.C, self.seed, params)
+            model = _make_logreg(float(C), self.seed, params)
         else:
             model = _make_xgboost(self.seed, params)
         model.fit(X, encoded)

@@ -227,7 +227,7 @@ AUTO = "auto"
 
 LinearModel.defaults = {
     "C": AUTO,
-    "C_grid": [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
+    "C_grid": [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0],
     "class_weight": AUTO,
     "inner_folds": 3,
     "max_iter": 1000,

@@ -207,6 +207,62 @@ def test_greedy_mixes_two_complementary_runs() -> None:
     assert blender.best_score_ > max(BestSingle().fit(probas, y).scores_)
 
 
+# --- bagged greedy and top-k ----------------------------------------------------------------
+
+
+def test_bagged_selection_averages_greedy_over_run_subsets(one_good_among_noise) -> None:
+    from mer_ensemble.ensemble import BaggedGreedyBlender
+
+    probas, y, _, good = one_good_among_noise
+    blender = BaggedGreedyBlender(n_bags=20, fraction=0.5, seed=0).fit(probas, y)
+    assert blender.bag_weights_.shape == (20, 8)
+    np.testing.assert_allclose(blender.bag_weights_.sum(axis=1), 1.0)
+    np.testing.assert_allclose(blender.weights_, blender.bag_weights_.mean(axis=0))
+    with_good = blender.bag_weights_[:, good] > 0
+    assert 0 < with_good.sum() < 20  # the good run sits in some subsets only
+    assert (blender.bag_weights_[with_good, good] > 0.5).all()  # where it is, greedy leans on it
+    assert int(np.argmax(blender.weights_)) == good
+    # each bag uses at most half the runs
+    assert ((blender.bag_weights_ > 0).sum(axis=1) <= 4).all()
+    again = BaggedGreedyBlender(n_bags=20, fraction=0.5, seed=0).fit(probas, y)
+    np.testing.assert_array_equal(again.weights_, blender.weights_)
+
+
+def test_bagging_keeps_a_lucky_run_from_taking_over() -> None:
+    """Two equally good runs and a third, slightly better on these rows by luck: greedy keeps
+    mostly the lucky one, the bagged blend spreads weight over all three."""
+    from mer_ensemble.ensemble import BaggedGreedyBlender
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, N_CLASSES, 300)
+    probas = np.stack([_good_run(rng, y, signal=0.3) for _ in range(3)] + list(_noise_runs(rng, 3, 300)))
+    bagged = BaggedGreedyBlender(n_bags=40, fraction=0.5, seed=0).fit(probas, y)
+    assert (bagged.weights_[:3] > 0.1).all() and bagged.weights_[3:].sum() < 0.3
+
+
+def test_topk_picks_the_informative_runs_with_equal_weights() -> None:
+    from mer_ensemble.ensemble import TopKMeanBlender
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, N_CLASSES, 500)
+    probas = np.concatenate([np.stack([_good_run(rng, y, signal=0.25) for _ in range(3)]), _noise_runs(rng, 5, 500)])
+    auto = TopKMeanBlender().fit(probas, y)
+    assert auto.k_ == 3 and set(auto.order_[:3]) == {0, 1, 2}
+    np.testing.assert_allclose(auto.weights_[:3], 1 / 3)
+    assert TopKMeanBlender(k=0.5).fit(probas, y).k_ == 4 and TopKMeanBlender(k=2).fit(probas, y).k_ == 2
+    with pytest.raises(BlendError, match="topk: k=0"):
+        TopKMeanBlender(k=0).fit(probas, y)
+
+
+def test_stacking_chooses_its_c_on_its_own_folds(one_good_among_noise) -> None:
+    probas, y, folds, _ = one_good_among_noise
+    stack = StackingBlender(C="auto", C_grid=(1e-3, 1.0)).fit(probas, y, folds=folds)
+    assert stack.C_ in (1e-3, 1.0)
+    fixed = StackingBlender(C=stack.C_).fit(probas, y, folds=folds)
+    np.testing.assert_allclose(fixed.oof_proba_, stack.oof_proba_)
+    assert stack.oof_score_ >= StackingBlender(C=1e-3 if stack.C_ == 1.0 else 1.0).fit(probas, y, folds=folds).oof_score_
+
+
 # --- optuna ---------------------------------------------------------------------------------
 
 
