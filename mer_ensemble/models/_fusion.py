@@ -31,7 +31,15 @@ from mer_ensemble.models._torch import TorchModel
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["FUSION_SEARCH_SPACE", "SEED_METHOD_DEFAULTS", "SEQ_ENCODERS", "FusionModel", "check_heads", "encode_group"]
+__all__ = [
+    "FUSION_CANDIDATES",
+    "FUSION_SEARCH_SPACE",
+    "SEED_METHOD_DEFAULTS",
+    "SEQ_ENCODERS",
+    "FusionModel",
+    "check_heads",
+    "encode_group",
+]
 
 SEQ_ENCODERS = ("lstm", "transformer")
 
@@ -192,6 +200,10 @@ class FusionModel(TorchModel):
                 scales[key] = values.reshape(-1, values.shape[-1]).std(axis=0)
             module.set_noise_scale(scales)
 
+
+#: configurations both fusion families try on the inner held-out rows (regularisation only, so
+#: that the width stays compatible with the attention heads)
+FUSION_CANDIDATES: list[dict[str, Any]] = [{}, {"dropout": 0.5, "weight_decay": 1e-3}]
 
 #: the default ``tune`` search space of both fusion families
 FUSION_SEARCH_SPACE: dict[str, dict[str, Any]] = {

@@ -20,7 +20,7 @@ hyper-parameters come from the family's params (``lr``, ``weight_decay``, ``opti
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -58,8 +58,10 @@ __all__ = ["TRAINER_DEFAULTS", "TorchModel"]
 SAVE_FORMAT = "mer-ensemble/torch-model"
 
 #: trainer hyper-parameters every torch family accepts, with the MER2024 baseline's values;
-#: ``val_fraction``: share of the training rows held out for early stopping when no
-#: validation rows are given (0: train ``epochs`` epochs on every row)
+#: ``val_fraction``: share of the training rows held out for early stopping and the choice
+#: between ``candidates`` (parameter overrides tried on the held-out part) when no validation
+#: rows are given (0: train ``epochs`` epochs on every row); ``refit``: then train the chosen
+#: configuration again on every training row for the epochs found best
 TRAINER_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
     "weight_decay": 1e-5,
@@ -69,7 +71,23 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "patience": 10,
     "class_weight": None,
     "val_fraction": 0.15,
+    "candidates": [{}],
+    "refit": True,
 }
+
+
+@dataclass
+class _Trained:
+    """A trained network with what rebuilds it, before it becomes the model's fitted state."""
+
+    module: Any
+    result: Any
+    config: dict[str, Any]
+    levels: dict[str, str]
+
+    @property
+    def fit_result_best(self) -> float | None:
+        return self.result.best_score
 
 
 class TorchModel(MerModel):
@@ -118,7 +136,7 @@ class TorchModel(MerModel):
 
     # -- shared machinery -------------------------------------------------------------------
 
-    def _check_trainer_params(self) -> None:
+    def _check_trainer_params(self, candidates: bool = True) -> None:
         p, name = self.params, self.name
         check_number(name, "lr", p["lr"], low=0, open_low=True)
         check_number(name, "weight_decay", p["weight_decay"], low=0)
@@ -128,6 +146,29 @@ class TorchModel(MerModel):
         check_number(name, "patience", p["patience"], low=1, integer=True, allow_none=True)
         check_choice(name, "class_weight", p["class_weight"], CLASS_WEIGHTS)
         check_number(name, "val_fraction", p["val_fraction"], low=0, high=0.5)
+        check_choice(name, "refit", p["refit"], (True, False))
+        if candidates:
+            self._check_candidates()
+
+    def _check_candidates(self) -> None:
+        """``candidates``: a list of parameter overrides, each a valid configuration of the family."""
+        name, candidates = self.name, self.params["candidates"]
+        if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
+            raise ModelError(f"model {name!r}: candidates={candidates!r} must be a list of parameter mappings")
+        fixed = {"candidates", "refit", "val_fraction"}
+        for c in candidates:
+            unknown = sorted(set(c) - (set(self.defaults) - fixed))
+            if unknown:
+                raise ModelError(f"model {name!r}: candidates: unknown parameter(s) {unknown}; "
+                                 f"allowed: {sorted(set(self.defaults) - fixed)}")
+        base = self.params
+        try:
+            for c in candidates:  # each candidate must itself be a valid configuration
+                self.params = {**base, **c}
+                self._check_trainer_params(candidates=False)
+                self._check_params()
+        finally:
+            self.params = base
 
     def _trainer(self) -> Trainer:
         from mer_ensemble.nn.trainer import Trainer
@@ -196,40 +237,84 @@ class TorchModel(MerModel):
         return out
 
     def _fit(self, data: FitData) -> None:
-        """Train the network; with validation rows keep the epoch with the best ``score_fn``
-        (default: mean weighted F1 over targets). Noisy variants are used only by families
-        with ``uses_variants`` and only on training batches."""
-        from mer_ensemble.nn import resolve_device, seeded
+        """Train the network.
 
+        Given validation rows, keep the epoch with the best ``score_fn`` (default: mean weighted
+        F1 over targets). Otherwise (how ``train-all`` fits) choose inside the training rows: hold
+        out ``val_fraction`` of them, train every configuration of ``candidates`` there with early
+        stopping, keep the one with the best held-out score (ties: the first), and with ``refit``
+        train it again on every training row for the epochs the held-out part found best.
+        The choice is recorded in ``selected_``. Noisy variants are used only by families with
+        ``uses_variants`` and only on training batches."""
         if data.X_variants and self.uses_variants:
             self._check_variant_rows(data.X_variants, data.n)
-        if data.X_val is None and self.params["val_fraction"] > 0 and self.params["patience"] is not None:
-            data = self._hold_out(data)
-        self.levels_ = input_levels(data.X, list(self.feature_dims))
-        self.config_ = self._module_config(data.X)
-        inputs = self._encode(coerce_levels(data.X, self.levels_))
-        val_inputs = None if data.X_val is None else self._encode(coerce_levels(data.X_val, self.levels_))
-        device = resolve_device(self.device)
-        with seeded(self.seed, device):
-            module = self._build_module(self.config_)
-        self._prepare_module(module, inputs)
-        if data.X_variants and self.uses_variants:
-            inputs.update(self._variant_inputs(data.X, data.X_variants, inputs, data.n))
-        unlabeled = None
-        if data.X_unlabeled is not None and hooks_of(module).unlabeled_loss is not None:
-            unlabeled = self._inputs(data.X_unlabeled)
-        result = self._trainer().fit(
-            module,
-            inputs,
-            data.y,
-            val_inputs,
-            data.y_val,
-            score_fn=data.score_fn,
-            class_weights=class_weights_for(data.y, self.targets, self.params["class_weight"]),
-            unlabeled_inputs=unlabeled,
-        )
-        self.module_, self.fit_result_, self.best_epoch_ = module, result, result.best_epoch
-        self.selected_["best_epoch"] = int(result.best_epoch)
+        p = self.params
+        inner = data
+        if data.X_val is None and p["val_fraction"] > 0 and p["patience"] is not None:
+            inner = self._hold_out(data)
+        if inner.X_val is None:  # nothing to choose on: train once as configured
+            self._install(self._train(data, {}))
+            return
+        tried = []
+        for overrides in [dict(c) for c in p["candidates"]] or [{}]:
+            trained = self._train(inner, overrides)
+            tried.append((trained, overrides))
+        scores = [t.fit_result_best for t, _ in tried]
+        best = int(np.argmax([s if s is not None else -np.inf for s in scores]))
+        trained, overrides = tried[best]
+        epochs = int(trained.result.best_epoch)
+        self.selected_.update({"best_epoch": epochs, "inner_score": None if scores[best] is None else
+                               round(float(scores[best]), 6), "inner_rows": int(inner.n)})
+        if len(tried) > 1:
+            self.selected_["candidate"] = best
+            self.selected_["params"] = overrides
+            self.selected_["candidate_scores"] = [None if s is None else round(float(s), 6) for s in scores]
+        if p["refit"] and inner is not data:  # refit only after an inner hold-out, not on given rows
+            trained = self._train(data, {**overrides, "epochs": max(1, epochs), "patience": None})
+            self.selected_["refit_epochs"] = max(1, epochs)
+        self._install(trained)
+        self.params = {**p, **overrides}
+
+    def _train(self, data: FitData, overrides: dict[str, Any]) -> _Trained:
+        """One training run with ``overrides`` on top of the model's parameters (``self.params``
+        is left as it was)."""
+        from mer_ensemble.nn import resolve_device, seeded
+
+        base = self.params
+        self.params = {**base, **overrides}
+        try:
+            self.levels_ = input_levels(data.X, list(self.feature_dims))
+            config = self._module_config(data.X)
+            self.config_ = config
+            inputs = self._encode(coerce_levels(data.X, self.levels_))
+            val_inputs = None if data.X_val is None else self._encode(coerce_levels(data.X_val, self.levels_))
+            device = resolve_device(self.device)
+            with seeded(self.seed, device):
+                module = self._build_module(config)
+            self._prepare_module(module, inputs)
+            if data.X_variants and self.uses_variants:
+                inputs.update(self._variant_inputs(data.X, data.X_variants, inputs, data.n))
+            unlabeled = None
+            if data.X_unlabeled is not None and hooks_of(module).unlabeled_loss is not None:
+                unlabeled = self._inputs(data.X_unlabeled)
+            result = self._trainer().fit(
+                module,
+                inputs,
+                data.y,
+                val_inputs,
+                data.y_val,
+                score_fn=data.score_fn,
+                class_weights=class_weights_for(data.y, self.targets, self.params["class_weight"]),
+                unlabeled_inputs=unlabeled,
+            )
+        finally:
+            self.params = base
+        return _Trained(module, result, config, dict(self.levels_))
+
+    def _install(self, trained: _Trained) -> None:
+        self.module_, self.fit_result_, self.best_epoch_ = trained.module, trained.result, trained.result.best_epoch
+        self.config_, self.levels_ = trained.config, trained.levels
+        self.selected_.setdefault("best_epoch", int(trained.result.best_epoch))
 
     def _hold_out(self, data: FitData) -> FitData:
         """Move an inner validation part of the training rows to ``X_val`` (early stopping only).

@@ -14,6 +14,7 @@ import numpy as np
 from mer_ensemble.models._base import Inputs
 from mer_ensemble.models._common import check_choice, check_number
 from mer_ensemble.models._fusion import (
+    FUSION_CANDIDATES,
     FUSION_SEARCH_SPACE,
     SEED_METHOD_DEFAULTS,
     SEQ_ENCODERS,
@@ -96,6 +97,7 @@ AttentionFusionModel.defaults = {
     "seq_encoder": "lstm",
     **SEED_METHOD_DEFAULTS,
     **TRAINER_DEFAULTS,
+    "candidates": FUSION_CANDIDATES,
 }
 
 AttentionFusionModel.search_space = dict(FUSION_SEARCH_SPACE)

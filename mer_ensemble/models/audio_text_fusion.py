@@ -13,6 +13,7 @@ from mer_ensemble.errors import ModelError
 from mer_ensemble.models._base import Inputs
 from mer_ensemble.models._common import check_choice, check_number
 from mer_ensemble.models._fusion import (
+    FUSION_CANDIDATES,
     FUSION_SEARCH_SPACE,
     SEED_METHOD_DEFAULTS,
     FusionModel,
@@ -101,6 +102,7 @@ AudioTextFusionModel.defaults = {
     "num_heads": 4,
     **SEED_METHOD_DEFAULTS,
     **TRAINER_DEFAULTS,
+    "candidates": FUSION_CANDIDATES,
 }
 
 AudioTextFusionModel.search_space = dict(FUSION_SEARCH_SPACE)

@@ -314,3 +314,34 @@ def test_models_import_only_the_low_training_layer() -> None:
                        if line.strip().startswith(("from mer_ensemble", "import mer_ensemble"))]
             bad = [line for line in imports if line.split()[1].startswith(forbidden)]
             assert not bad, f"{path} imports {forbidden}"
+
+
+TORCH_MODELS = [name for name in list_models() if "candidates" in model_defaults(name)]
+
+
+@pytest.mark.parametrize("name", TORCH_MODELS)
+def test_candidates_are_chosen_inside_the_training_rows_and_refit(name: str) -> None:
+    """Without validation rows the family holds out part of the training rows, scores every
+    candidate there, records the choice and trains the chosen one again on every row."""
+    X, y = make_data(160)
+    if get_model_class(name).input_level == "frame":
+        X["hubert"] = to_frames(X["hubert"])
+    candidates = [{"dropout": 0.1}, {"dropout": 0.5, "weight_decay": 1e-3}]
+    model = build(name, candidates=candidates).fit(X, y)
+    chosen = model.selected_
+    assert len(chosen["candidate_scores"]) == 2
+    assert chosen["candidate"] == int(np.argmax(chosen["candidate_scores"]))
+    assert chosen["params"] == candidates[chosen["candidate"]]
+    assert model.params["dropout"] == chosen["params"]["dropout"]
+    assert chosen["inner_rows"] < 160 and chosen["refit_epochs"] >= 1
+    assert_probas(model.predict_proba(X), 160)
+
+
+@pytest.mark.parametrize("name", TORCH_MODELS)
+def test_bad_candidates_are_named(name: str) -> None:
+    with pytest.raises(ModelError, match="candidates: unknown parameter"):
+        create(name, candidates=[{"widht": 3}])
+    with pytest.raises(ModelError, match="dropout"):
+        create(name, candidates=[{"dropout": 7.0}])
+    with pytest.raises(ModelError, match="candidates"):
+        create(name, candidates={"dropout": 0.1})
