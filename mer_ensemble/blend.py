@@ -27,6 +27,7 @@ from mer_ensemble.config import BlendConfig
 from mer_ensemble.data.dataset import Dataset
 from mer_ensemble.errors import BlendError, ConfigError, StoreError
 from mer_ensemble.experiment import Experiment
+from mer_ensemble.io import open_npz, read_json
 from mer_ensemble.store import RunRecord
 
 __all__ = [
@@ -148,6 +149,22 @@ def check_blend_config(blend: BlendConfig) -> None:
             raise ConfigError(f"blend.params.{name}: unknown setting(s) {unknown}; allowed: {blender_params(name)}")
 
 
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """What an Optuna storage raises when it cannot write (read-only or full disk, locked database)."""
+    try:
+        import optuna
+        import sqlalchemy.exc
+    except ImportError:  # pragma: no cover - both are dependencies
+        return ()
+    return optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__ or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
+
+
 def _study_name(exp: Experiment, target: str, oof: np.ndarray, y: np.ndarray) -> str:
     """One study per blend input: the same runs resume it, changed predictions start a new one."""
     digest = hashlib.sha1(np.ascontiguousarray(oof, dtype=np.float32).tobytes() + y.tobytes()).hexdigest()
@@ -196,7 +213,13 @@ def blend_runs(
             nested_probas[name] = nested_proba
             labels = nested_proba.argmax(1)
             per_fold = [float(spec.score(y[folds == k], labels[folds == k])) for k in np.unique(folds)]
-            final = make(name).fit(oof, y, folds=folds, score_fn=spec.score, context=context)
+            try:
+                final = make(name).fit(oof, y, folds=folds, score_fn=spec.score, context=context)
+            except _storage_errors() as exc:
+                raise BlendError(
+                    f"blend.storage {storage}: cannot write the {name} study ({_first_line(exc)}); a read-only or "
+                    "full disk? point blend.storage at a writable place"
+                ) from None
             ins = float(spec.score(y, final.predict(oof)))
             finals[name] = final
             desc = final.describe()
@@ -290,16 +313,16 @@ class LatestBlend:
 
 def load_latest_blend(workdir: str | Path) -> LatestBlend | None:
     """The last blend saved in ``workdir`` (None when there is none)."""
-    import json
 
     folder = Path(workdir) / "blend"
     json_path, npz_path = folder / "latest.json", folder / "latest.npz"
     if not json_path.is_file() or not npz_path.is_file():
         return None
     parts: dict[str, dict[str, np.ndarray]] = {"nested": {}, "y": {}, "test": {}}
-    with np.load(npz_path) as npz:
+    with open_npz(npz_path, StoreError) as npz:
         for name in npz.files:
             kind, _, target = name.partition("/")
             if kind in parts:
                 parts[kind][target] = npz[name]
-    return LatestBlend(json.loads(json_path.read_text()), parts["nested"], parts["y"], parts["test"])
+    summary = read_json(json_path, StoreError)
+    return LatestBlend(summary, parts["nested"], parts["y"], parts["test"])

@@ -98,6 +98,11 @@ class CVConfig(_Strict):
         return value
 
 
+#: a run id names files (``store/<id>.json``, ``jobs/<id>/``): letters, digits, ``_ . + -``,
+#: starting with a letter or digit (``@`` is kept for pseudo-label rounds, ``lin@r1``)
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
+
+
 class ModelSpec(_Strict):
     """One entry of ``models:``: a registry family, its run id, inputs and parameters."""
 
@@ -109,6 +114,16 @@ class ModelSpec(_Strict):
     seeds: list[int] | None = None
     #: where the entry came from: written in the config, or added by ``models: auto``
     origin: Literal["config", "auto"] = Field("config", exclude=True)
+
+    @field_validator("name", "id")
+    @classmethod
+    def _safe_run_id(cls, value: str | None) -> str | None:
+        if value is not None and not RUN_ID.match(value):
+            raise ValueError(
+                f"{value!r} is not a safe run id: use letters, digits and _ . + - (starting with a letter or "
+                "digit, at most 100 characters), as it names files in the workdir"
+            )
+        return value
 
     @property
     def run_id(self) -> str:
@@ -286,7 +301,7 @@ def _format_error(err: dict[str, Any], source: str) -> str:
         return f"{source}: unknown key {loc!r}{_allowed_hint(err)}"
     if kind == "missing":
         return f"{source}: missing required key {loc!r}"
-    msg = err.get("msg", "invalid value")
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     return f"{source}: {loc}: {msg} (got {err.get('input')!r})"
 
 

@@ -1,33 +1,142 @@
-"""Atomic file writes: a temporary name in the same folder, then ``os.replace``."""
+"""Atomic file writes (a temporary name in the same folder, then ``os.replace``) and safe
+readers of the project's array and JSON files.
+
+The readers never unpickle (``allow_pickle=False``) and turn every way a file can be
+broken (empty, truncated, random bytes, not JSON) into one error of the caller's class
+that names the file and what is wrong.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "atomic_save_npz"]
+from mer_ensemble.errors import MerError
+
+__all__ = [
+    "atomic_save_npz",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "read_json",
+    "read_npy",
+    "open_npz",
+    "read_npz",
+    "writing",
+]
+
+#: what numpy raises for a file that is not a readable .npy/.npz (zlib.error: a damaged member)
+_BROKEN = (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, OSError)
+
+
+@contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Report an ``OSError`` raised while writing ``path`` (no space left, a read-only disk,
+    no permission) with ``path`` as its file name, instead of a temporary name or none:
+    a failed ``write()`` carries no file name, and the CLI prints ``<path>: <reason>``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None or (exc.filename is not None and Path(str(exc.filename)) == Path(path)):
+            raise
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
     return path
+
+
+def _why(path: Path, exc: BaseException, kind: str) -> str:
+    """A short reason a file could not be read as ``kind``; never numpy's advice to unpickle."""
+    try:
+        if path.stat().st_size == 0:
+            return "the file is empty (0 bytes)"
+    except OSError:
+        pass
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "pickle" in text or isinstance(exc, (zipfile.BadZipFile, zlib.error)) or "magic" in text.lower():
+        return f"not a valid {kind} file (damaged, truncated or another format)"
+    return f"damaged or truncated {kind} file ({text})"
+
+
+def read_npy(path: str | Path, error: type[MerError], *, mmap: bool = False) -> np.ndarray:
+    """One ``.npy`` array, or ``error("<path>: ...")``. ``mmap`` memory-maps it read-only."""
+    path = Path(path)
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except _BROKEN as exc:
+        if isinstance(exc, OSError) and not path.is_file():
+            raise
+        raise error(f"{path}: cannot be read as .npy: {_why(path, exc, '.npy')}") from None
+
+
+def read_npz(path: str | Path, error: type[MerError], *, what: str = "") -> dict[str, np.ndarray]:
+    """Every array of a ``.npz`` file, read eagerly, or ``error("<path>: ...")``; ``what``
+    names the file's role in the message (e.g. ``"run lin"``)."""
+    path = Path(path)
+    prefix = f"{what}: " if what else ""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except _BROKEN as exc:
+        if isinstance(exc, OSError) and not path.is_file():
+            raise
+        raise error(f"{prefix}{path}: cannot be read: {_why(path, exc, '.npz')}") from None
+
+
+class NpzArrays(dict):
+    """The arrays of a ``.npz`` read eagerly; ``files`` lists their names as ``NpzFile.files`` does."""
+
+    @property
+    def files(self) -> list[str]:
+        return list(self)
+
+
+@contextmanager
+def open_npz(path: str | Path, error: type[MerError], *, what: str = "") -> Iterator[NpzArrays]:
+    """``with open_npz(path, StoreError) as npz:`` — :func:`read_npz` in the shape of
+    ``with np.load(path) as npz:`` (``npz[name]``, ``npz.files``), for readers written that way."""
+    yield NpzArrays(read_npz(path, error, what=what))
+
+
+def read_json(path: str | Path, error: type[MerError], *, what: str = "") -> Any:
+    """A JSON file's content, or ``error("<path>: ...")`` when it is not UTF-8 JSON."""
+    path = Path(path)
+    prefix = f"{what}: " if what else ""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{prefix}{path}: not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise error(f"{prefix}{path}: the file is empty; expected JSON")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{prefix}{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                    "the file is damaged or truncated") from None
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

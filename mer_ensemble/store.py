@@ -21,7 +21,6 @@ Read every record with one call: ``load_runs(workdir)``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,10 @@ from typing import Any
 import numpy as np
 
 from mer_ensemble.errors import StoreError
-from mer_ensemble.io import atomic_save_npz, atomic_write_json
+from mer_ensemble.io import atomic_save_npz, atomic_write_json, read_json, read_npz
+
+#: manifest keys every reader relies on
+REQUIRED_KEYS = ("key", "targets", "classes")
 
 __all__ = ["RunRecord", "list_run_keys", "load_run", "load_runs", "save_run", "store_dir"]
 
@@ -92,21 +94,67 @@ def list_run_keys(workdir: Path) -> list[str]:
 
 
 def load_run(workdir: Path, key: str) -> RunRecord:
+    """Read and check one record; every problem is a :class:`StoreError` naming the run and file."""
     folder = store_dir(workdir)
     meta_path = folder / f"{key}.json"
     if not meta_path.is_file():
         known = list_run_keys(workdir)
         raise StoreError(f"no run {key!r} in {folder}; stored runs: {', '.join(known) or 'none'}")
-    manifest = json.loads(meta_path.read_text())
+    what = f"run {key}"
+    manifest = read_json(meta_path, StoreError, what=what)
+    if not isinstance(manifest, dict):
+        raise StoreError(f"{what}: {meta_path}: expected a JSON object (the run's manifest)")
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise StoreError(f"{what}: {meta_path}: manifest lacks {missing}; the record is damaged (retrain the run)")
+    npz_path = folder / f"{key}.npz"
+    if not npz_path.is_file():
+        raise StoreError(f"{what}: {npz_path} not found; the record is incomplete (retrain the run)")
+    arrays = read_npz(npz_path, StoreError, what=what)
     parts: dict[str, dict[str, np.ndarray]] = {"oof": {}, "test": {}, "pool": {}, "pool_by_fold": {}, "extra": {}}
-    with np.load(folder / f"{key}.npz") as npz:
-        plain = {k: npz[k] for k in ("rows", "fold", "test_rows", "pool_rows")}
-        for name in npz.files:
-            if "/" in name:
-                kind, target = name.split("/", 1)
-                parts[kind][target] = npz[name]
-    return RunRecord(manifest=manifest, **{k: v for k, v in parts.items() if k != "extra"}, extra=parts["extra"],
-                     **plain)
+    for name, value in arrays.items():
+        if "/" in name:
+            kind, target = name.split("/", 1)
+            if kind in parts:
+                parts[kind][target] = value
+    absent = [k for k in ("rows", "fold", "test_rows", "pool_rows") if k not in arrays]
+    if absent:
+        raise StoreError(f"{what}: {npz_path} lacks array(s) {absent}; the record is damaged (retrain the run)")
+    plain = {k: arrays[k] for k in ("rows", "fold", "test_rows", "pool_rows")}
+    record = RunRecord(manifest=manifest, **{k: v for k, v in parts.items() if k != "extra"}, extra=parts["extra"],
+                       **plain)
+    _check_record(record, npz_path)
+    return record
+
+
+def _check_record(record: RunRecord, path: Path) -> None:
+    """Shapes agree with the manifest's targets and classes; probabilities are finite."""
+    what = f"run {record.manifest['key']}: {path}"
+    m, n_test, n_pool = len(record.rows), len(record.test_rows), len(record.pool_rows)
+    if record.fold.shape != record.rows.shape:
+        raise StoreError(f"{what}: fold has shape {record.fold.shape}, rows {record.rows.shape}; expected the same")
+    try:
+        classes = {t: len(record.classes(t)) for t in record.targets}
+    except (KeyError, TypeError):
+        raise StoreError(f"{what}: the manifest's classes do not cover its targets {record.targets}") from None
+    for target, n_classes in classes.items():
+        expected = {"oof": (m, n_classes), "test": (n_test, n_classes), "pool": (n_pool, n_classes)}
+        for kind, shape in expected.items():
+            arr = getattr(record, kind).get(target)
+            if arr is None:
+                raise StoreError(f"{what}: no {kind}/{target} array; the record is damaged (retrain the run)")
+            if arr.shape != shape:
+                lacks = f"run {record.manifest['key']} has no test predictions for {target}; " if kind == "test" else ""
+                raise StoreError(f"{lacks}{what}: {kind}/{target} has shape {arr.shape}, expected {shape}")
+        by_fold = record.pool_by_fold.get(target)
+        if by_fold is not None and (by_fold.ndim != 3 or by_fold.shape[1:] != (n_pool, n_classes)):
+            raise StoreError(f"{what}: pool_by_fold/{target} has shape {by_fold.shape}, expected (K, {n_pool}, "
+                             f"{n_classes})")
+        for kind in ("oof", "test", "pool", "pool_by_fold"):
+            arr = getattr(record, kind).get(target)
+            if arr is not None and not np.isfinite(arr).all():
+                bad = int((~np.isfinite(arr)).sum())
+                raise StoreError(f"{what}: {kind}/{target} holds {bad} NaN/inf value(s); retrain the run")
 
 
 def load_runs(workdir: Path, keys: list[str] | None = None) -> list[RunRecord]:

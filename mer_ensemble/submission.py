@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,9 +29,11 @@ import numpy as np
 import pandas as pd
 
 from mer_ensemble.errors import DataError, SubmissionError
+from mer_ensemble.names import MEDIA_EXTENSIONS, strip_extension
 from mer_ensemble.tasks import TaskSpec
 
 __all__ = [
+    "MEDIA_EXTENSIONS",
     "expected_header",
     "label_text",
     "parse_submission",
@@ -44,8 +47,6 @@ __all__ = [
 
 #: columns accepted as the name column of a truth file, besides the task's own
 TRUTH_NAME_COLUMNS = ("name", "filename", "FileName")
-#: media extensions stripped from names in truth files (``Track1_Testing_00001.mp4`` → ``Track1_Testing_00001``)
-MEDIA_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".wav", ".mp3", ".flac", ".m4a", ".npy")
 _SHOW = 5
 
 
@@ -95,21 +96,39 @@ def _read_table(source: str | Path | pd.DataFrame) -> _Table:
     path = Path(source)
     if not path.is_file():
         raise SubmissionError(f"{path}: submission file not found")
+    where, data = _submission_bytes(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SubmissionError(f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
+        raise SubmissionError(f"{where}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     if not text.strip():
-        raise SubmissionError(f"{path}: the file is empty; expected a header line and one row per test name")
+        raise SubmissionError(f"{where}: the file is empty; expected a header line and one row per test name")
     if text.startswith("\ufeff"):
-        raise SubmissionError(f"{path}: starts with a byte-order mark (UTF-8 BOM); save it as plain UTF-8")
+        raise SubmissionError(f"{where}: starts with a byte-order mark (UTF-8 BOM); save it as plain UTF-8")
     reader = csv.reader(io.StringIO(text))
     numbered = [(reader.line_num, row) for row in reader if row]
     header = numbered[0][1]
     for line, row in numbered[1:]:
         if len(row) != len(header):
-            raise SubmissionError(f"{path}: line {line} has {len(row)} fields; the header has {len(header)}")
-    return _Table(str(path), header, [row for _, row in numbered[1:]], [line for line, _ in numbered[1:]])
+            raise SubmissionError(f"{where}: line {line} has {len(row)} fields; the header has {len(header)}")
+    return _Table(where, header, [row for _, row in numbered[1:]], [line for line, _ in numbered[1:]])
+
+
+def _submission_bytes(path: Path) -> tuple[str, bytes]:
+    """The CSV bytes of a submission file, or of the one CSV inside a submission zip
+    (as :func:`write_submission` zips it for upload); returns ``(where, bytes)``."""
+    if not zipfile.is_zipfile(path):
+        return str(path), path.read_bytes()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = [i for i in archive.infolist() if not i.is_dir()]
+            csvs = [i for i in entries if i.filename.lower().endswith(".csv")]
+            if len(csvs) != 1:
+                listed = ", ".join(i.filename for i in entries) or "nothing"
+                raise SubmissionError(f"{path}: a submission zip must hold exactly one .csv file; it holds {listed}")
+            return f"{path}:{csvs[0].filename}", archive.read(csvs[0])
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise SubmissionError(f"{path}: damaged zip file ({str(exc).strip() or type(exc).__name__})") from None
 
 
 def _check_header(where: str, header: list[str], task: TaskSpec) -> None:
@@ -172,7 +191,7 @@ def parse_submission(source: str | Path | pd.DataFrame, task: TaskSpec) -> pd.Da
 
 
 def _extension_hint(extra: list[str], missing: set[str]) -> str:
-    stripped = {_strip_extension(e) for e in extra}
+    stripped = {strip_extension(e) for e in extra}
     return " (the names carry a file extension; write them without it)" if stripped & missing else ""
 
 
@@ -250,18 +269,22 @@ def _zip_bytes(entry: str, payload: bytes) -> bytes:
 
 def _write_all_atomically(payloads: Mapping[Path, bytes]) -> None:
     """Write every payload to a temporary file beside its target, then rename each into place."""
+    from mer_ensemble.io import writing
+
     temps: dict[Path, str] = {}
     try:
         for target, data in payloads.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            temps[target] = tmp
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            with writing(target):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+                temps[target] = tmp
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
         for target, tmp in temps.items():
-            os.replace(tmp, target)
+            with writing(target):
+                os.replace(tmp, target)
     finally:
         for tmp in temps.values():
             if os.path.exists(tmp):
@@ -316,11 +339,6 @@ def write_submission(
 
 
 # --- truth and scoring ----------------------------------------------------------------------------
-
-
-def _strip_extension(name: str) -> str:
-    root, ext = os.path.splitext(name)
-    return root if ext.lower() in MEDIA_EXTENSIONS else name
 
 
 def _find_column(columns: Sequence[str], candidates: Sequence[str]) -> str | None:
@@ -388,7 +406,7 @@ def read_truth(
                 f"{path}: no column for target {target!r}; expected {target!r} or {task.column_for(target)!r}"
             )
         labels[target] = _truth_indices(table[column].tolist(), task.target(target).classes, str(path), column)
-    names = [_strip_extension(str(n).strip()) for n in table[name_col]]
+    names = [strip_extension(str(n).strip()) for n in table[name_col]]
     return labels, names
 
 

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mer_ensemble.config import Config, ModelSpec
-from mer_ensemble.errors import ConfigError, ModelError, TuneError
+from mer_ensemble.errors import ConfigError, ModelError, StoreError, TuneError
+from mer_ensemble.io import open_npz
 
 if TYPE_CHECKING:
     import optuna
@@ -258,7 +259,7 @@ def _fold_score(problem: _Problem, trial: optuna.Trial, k: int, params: dict[str
                                   features=problem.features, targets=problem.targets, fold=k, seed=seed,
                                   out=folder / f"fold{k}-seed{seed}.npz")
         run_job(job)
-        with np.load(job.out) as res:
+        with open_npz(job.out, StoreError) as res:
             per_target.append(np.asarray(res["scores"], dtype=float))
     return combine_scores(list(np.mean(per_target, axis=0)), problem.exp.task.combine)
 

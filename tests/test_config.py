@@ -52,3 +52,10 @@ def test_set_needs_equals():
     with pytest.raises(ConfigError, match="expected dotted.key=value"):
         apply_overrides({}, ["cv.folds"])
     assert apply_overrides({}, ["a.b.c=[1, 2]"]) == {"a": {"b": {"c": [1, 2]}}}
+
+
+@pytest.mark.parametrize("run_id", ["../../escaped", "/abs", "a/b", "lin@r1", ".hidden", "a b", "x" * 101])
+def test_run_ids_are_restricted_to_a_safe_character_set(generic_config: Path, run_id: str):
+    with pytest.raises(ConfigError, match=r"models.0.id: .* is not a safe run id"):
+        load_config(generic_config, [f"models.0.id={run_id!r}"])
+    load_config(generic_config, ["models.0.id=lin_v2.1-a+b"])

@@ -30,3 +30,30 @@ def test_round_trip_and_only_complete_records_are_listed(tmp_path: Path):
     assert back.classes("emotion") == ["a", "b"] and back.extra["test_by_fold/emotion"].shape == (2, 2, 2)
     with pytest.raises(StoreError, match="no run 'nope'.*stored runs: lin"):
         load_run(tmp_path, "nope")
+
+
+def _npz_with(path: Path, **changes: np.ndarray) -> None:
+    arrays = dict(np.load(path))
+    arrays.update(changes)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("breaker, message", [
+    (lambda s: (s / "lin.npz").write_bytes(np.random.default_rng(0).bytes(300)), r"lin.npz: cannot be read: not a"),
+    (lambda s: (s / "lin.npz").write_bytes((s / "lin.npz").read_bytes()[:200]), r"lin.npz: cannot be read: not a"),
+    (lambda s: (s / "lin.npz").write_bytes(b""), r"lin.npz: cannot be read: the file is empty"),
+    (lambda s: (s / "lin.json").write_text((s / "lin.json").read_text()[:20]), r"lin.json: not valid JSON"),
+    (lambda s: (s / "lin.json").write_text(""), r"lin.json: the file is empty"),
+    (lambda s: (s / "lin.json").write_text('{"key": "lin"}'), r"lin.json: manifest lacks \['targets', 'classes'\]"),
+    (lambda s: _npz_with(s / "lin.npz", **{"oof/emotion": np.full((4, 2), np.nan)}),
+     r"lin.npz: oof/emotion holds 8 NaN/inf"),
+    (lambda s: _npz_with(s / "lin.npz", **{"pool/emotion": np.zeros((3, 5))}),
+     r"lin.npz: pool/emotion has shape \(3, 5\), expected \(3, 2\)"),
+    (lambda s: _npz_with(s / "lin.npz", fold=np.zeros(2)), r"lin.npz: fold has shape \(2,\)"),
+])
+def test_a_damaged_record_is_one_error_naming_run_and_file(tmp_path: Path, breaker, message: str):
+    save_run(tmp_path, _record("lin"))
+    breaker(tmp_path / "store")
+    with pytest.raises(StoreError, match=r"^run lin: .*" + message) as err:
+        load_run(tmp_path, "lin")
+    assert "\n" not in str(err.value) and "pickle" not in str(err.value)

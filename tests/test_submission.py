@@ -268,3 +268,18 @@ def test_read_truth_columns_indices_and_errors(tmp_path: Path) -> None:
     _write(tmp_path / "notarget.csv", "name,label\na,sad\n")
     with pytest.raises(DataError, match="no column for target 'discrete'"):
         read_truth(tmp_path / "notarget.csv", MER)
+
+
+def test_validate_accepts_the_zip_it_writes_and_checks_its_content(tmp_path: Path) -> None:
+    labels = {"emotion": np.array([0, 6, 4, 1, 2]), "intent": np.array([7, 0, 1, 5, 6])}
+    path = write_submission(labels, NAMES, MEIJU, tmp_path)
+    frame = validate_submission(zip_path(path), MEIJU, NAMES)
+    assert frame["filename"].tolist() == list(NAMES)
+    with pytest.raises(SubmissionError, match=r"submission.zip:submission.csv: 1 of 6 test names missing"):
+        validate_submission(zip_path(path), MEIJU, [*NAMES, "u9"])
+    two = tmp_path / "two.zip"
+    with zipfile.ZipFile(two, "w") as archive:
+        archive.writestr("a.csv", "x")
+        archive.writestr("b.csv", "y")
+    with pytest.raises(SubmissionError, match=r"two.zip: a submission zip must hold exactly one .csv file"):
+        validate_submission(two, MEIJU, NAMES)

@@ -26,7 +26,9 @@ def friendly_errors(func: F) -> F:
 
     Known errors are the project's own (:class:`~mer_ensemble.errors.MerError`) and
     ``OSError`` (a missing file, no permission, a read-only or full disk), which is
-    reported with the path it concerns. Anything else is a bug and keeps its traceback.
+    reported with the path it concerns. Anything else is a bug and keeps its traceback;
+    that includes an ``EOFError`` (a file read past its end where no reader expected it),
+    which click would otherwise swallow into a bare "Aborted.".
     """
 
     @wraps(func)
@@ -40,6 +42,8 @@ def friendly_errors(func: F) -> F:
                 raise
             typer.echo(f"error: {error_line(exc)}", err=True)
             sys.exit(1)
+        except EOFError as exc:
+            raise RuntimeError(f"unexpected end of file: {exc}") from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -4,6 +4,11 @@ Every reader returns a :class:`pandas.DataFrame` with columns ``name``,
 ``split`` (train / dev / unlabeled / test), one string column per target
 (``None`` where unknown) and, when asked, a ``group`` column. Features are read
 separately (:mod:`mer_ensemble.data.features`).
+
+Names are checked where they are read (:func:`mer_ensemble.names.check_name`: no path
+separator, ``..`` or control character; the error names the file and line), a media
+extension is stripped once (:func:`mer_ensemble.names.strip_extension`), and a UTF-8
+byte-order mark at the start of a list is dropped.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from mer_ensemble.errors import DataError
+from mer_ensemble.names import check_name, strip_extension
 
 __all__ = ["read_generic", "read_layout", "read_meiju", "read_mer2024"]
 
@@ -21,19 +27,41 @@ _SPLITS = {"train", "dev", "unlabeled", "test"}
 _SPLIT_ALIASES = {"valid": "dev", "validation": "dev", "val": "dev", "unlabelled": "unlabeled", "pool": "unlabeled"}
 
 
+def _clean_names(values: Sequence[str], path: Path, lines: Sequence[int]) -> list[str]:
+    """Names stripped of blanks and one media extension, each checked (errors name file and line)."""
+    return [check_name(strip_extension(str(v).strip()), f"{path}, line {line}")
+            for v, line in zip(values, lines, strict=True)]
+
+
+def _load_csv(path: Path) -> pd.DataFrame:
+    """A CSV as strings (blank cells ""), with one-line errors; a UTF-8 BOM is dropped."""
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot be read as CSV ({str(exc).splitlines()[0]})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
 def _read_csv(path: Path, required: Sequence[str], what: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{what} file {path} not found")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot be read as CSV ({str(exc).splitlines()[0]})") from None
-    df.columns = [c.strip() for c in df.columns]
+    df = _load_csv(path)
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
-    df["name"] = df["name"].str.strip() if "name" in df.columns else df.get("name")
+    if "name" in df.columns:
+        df["name"] = _clean_names(df["name"].tolist(), path, [i + 2 for i in range(len(df))])
     return df
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """``(line number, text)`` of the non-blank lines of a text list (UTF-8, BOM dropped)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the list as UTF-8") from None
+    return [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
 def _blank_to_none(series: pd.Series) -> pd.Series:
@@ -48,10 +76,10 @@ def _name_list(path: Path, what: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{what} file {path} not found")
     if path.suffix.lower() == ".csv":
-        df = _read_csv(path, ["name"], what)
-        return df
-    names = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
-    return pd.DataFrame({"name": [Path(n).stem if "." in n else n for n in names]})
+        return _read_csv(path, ["name"], what)
+    lines = _read_lines(path)
+    names = _clean_names([text.split()[0] for _, text in lines], path, [n for n, _ in lines])
+    return pd.DataFrame({"name": names})
 
 
 def read_mer2024(
@@ -97,7 +125,7 @@ def _table(
     source: Path,
     labelled: bool = True,
 ) -> pd.DataFrame:
-    out = pd.DataFrame({"name": df["name"].astype(str).str.strip(), "split": split})
+    out = pd.DataFrame({"name": df["name"].astype(str), "split": split})
     for t in targets:
         out[t] = _blank_to_none(df[t]).values if (labelled and t in df.columns) else None
     if group_by:
@@ -112,15 +140,13 @@ def _table(
 
 def _meiju_split_file(path: Path, split: str, targets: Sequence[str]) -> pd.DataFrame:
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in _read_lines(path):
         parts = line.split()
-        if not parts:
-            continue
         if split in ("train", "dev") and len(parts) < 1 + len(targets):
             raise DataError(
                 f"{path}, line {lineno}: expected '<file> {' '.join('<' + t + '>' for t in targets)}', got {line!r}"
             )
-        name = Path(parts[0]).stem if "." in parts[0] else parts[0]
+        name = check_name(strip_extension(parts[0]), f"{path}, line {lineno}")
         row = {"name": name, "split": split}
         for i, t in enumerate(targets):
             row[t] = parts[1 + i] if split in ("train", "dev") and len(parts) > 1 + i else None
@@ -162,10 +188,10 @@ def read_meiju(
 
 
 def _read_csv_any_name(path: Path, targets: Sequence[str]) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = _load_csv(path)
     for col in ("FileName", "filename", "file", "name"):
         if col in df.columns:
-            df["name"] = [Path(v).stem if "." in v else v for v in df[col].astype(str).str.strip()]
+            df["name"] = _clean_names(df[col].tolist(), path, [i + 2 for i in range(len(df))])
             break
     else:
         raise DataError(f"{path}: missing a name column (FileName or name); found {list(df.columns)}")
@@ -190,7 +216,7 @@ def read_generic(
     if bad:
         row = int(split[split == bad[0]].index[0]) + 2
         raise DataError(f"{path}, row {row}: column split has {bad[0]!r}; expected one of {sorted(_SPLITS)}")
-    out = pd.DataFrame({"name": df["name"].astype(str).str.strip(), "split": split.values})
+    out = pd.DataFrame({"name": df["name"].astype(str), "split": split.values})
     for t in targets:
         out[t] = _blank_to_none(df[t]).values
     out.loc[out["split"].isin(["test", "unlabeled"]), list(targets)] = None

@@ -10,12 +10,12 @@ import pandas as pd
 
 from mer_ensemble.config import Config
 from mer_ensemble.data.dataset import Dataset, FeatureBlock
-from mer_ensemble.data.features import load_feature
+from mer_ensemble.data.features import find_feature_files, load_feature
 from mer_ensemble.data.layouts import read_layout
 from mer_ensemble.errors import DataError
 from mer_ensemble.tasks import PRESETS, TaskSpec, resolve_task
 
-__all__ = ["config_targets", "load_dataset", "load_table", "resolve_config_task"]
+__all__ = ["config_targets", "feature_roots", "load_dataset", "load_table", "resolve_config_task"]
 
 _LAYOUT_DEFAULT_TARGETS = {"mer2024": ["discrete"], "meiju": ["emotion", "intent"]}
 
@@ -30,6 +30,16 @@ def config_targets(cfg: Config) -> list[str]:
     if cfg.data.layout in _LAYOUT_DEFAULT_TARGETS:
         return list(_LAYOUT_DEFAULT_TARGETS[cfg.data.layout])
     raise DataError("data.targets: the generic layout needs a list of label columns, e.g. [emotion, sentiment]")
+
+
+def feature_roots(cfg: Config) -> list[Path]:
+    """The folders holding feature folders, in search order: ``data.feature_root`` (one
+    folder or a list) or ``<data.root>/features``."""
+    value = cfg.data.feature_root
+    if not value:
+        return [cfg.resolve_path(cfg.data.root) / "features"]
+    values = [value] if isinstance(value, str) else list(value)
+    return [cfg.resolve_path(v) for v in values]
 
 
 def load_table(cfg: Config) -> pd.DataFrame:
@@ -94,18 +104,18 @@ def load_dataset(cfg: Config, workdir: Path | None = None, *, use_cache: bool = 
     task = resolve_config_task(cfg, table)
     labels = {t.name: _encode(table, t.name, t.classes, root) for t in task.targets}
     names = table["name"].to_numpy(dtype=object)
-    feature_root = cfg.resolve_path(cfg.data.feature_root) if cfg.data.feature_root else root / "features"
+    roots = feature_roots(cfg)
     cache_dir = (workdir / "cache") if (workdir is not None and cfg.data.cache and use_cache) else None
     features: dict[str, FeatureBlock] = {}
     digests = []
     for modality, feature_names in cfg.data.features.items():
         for feature in feature_names:
             block, digest = load_feature(
-                feature_root / feature, names, feature=feature, modality=modality, cache_dir=cache_dir
+                [r / feature for r in roots], names, feature=feature, modality=modality, cache_dir=cache_dir
             )
             features[feature] = block
             digests.append(f"{feature}:{digest}")
-    variants = _load_variants(cfg, table, features, feature_root, cache_dir, digests)
+    variants = _load_variants(cfg, table, features, roots, cache_dir, digests)
     groups = table["group"].to_numpy(dtype=object) if "group" in table.columns else None
     candidates = None
     if cfg.data.candidate_file:
@@ -135,7 +145,7 @@ def _load_variants(
     cfg: Config,
     table: pd.DataFrame,
     features: dict[str, FeatureBlock],
-    feature_root: Path,
+    roots: list[Path],
     cache_dir: Path | None,
     digests: list[str],
 ) -> dict[str, list[FeatureBlock]]:
@@ -153,10 +163,12 @@ def _load_variants(
             raise DataError(f"data.noise_variants: {feature!r} is not a configured feature; have {sorted(features)}")
         clean = features[feature]
         for folder_name in folders:
-            folder = feature_root / folder_name
-            if not folder.is_dir():
-                raise DataError(f"data.noise_variants.{feature}: variant folder {folder} not found")
-            present = np.array([(folder / f"{n}.npy").is_file() or (folder / n).is_dir() for n in names])
+            candidates = [r / folder_name for r in roots]
+            if not any(c.is_dir() for c in candidates):
+                where = ", ".join(str(c) for c in candidates)
+                raise DataError(f"data.noise_variants.{feature}: variant folder {folder_name} not found in {where}")
+            present = find_feature_files(candidates, list(names), folder_name).present
+            folder = ", ".join(str(c) for c in candidates if c.is_dir())
             if not present[labelled].all():
                 first = names[labelled & ~present][0]
                 raise DataError(
@@ -165,7 +177,7 @@ def _load_variants(
                 )
             rows = np.flatnonzero(present)
             block, digest = load_feature(
-                folder, list(names[rows]), feature=folder_name, modality=clean.modality, cache_dir=cache_dir
+                candidates, list(names[rows]), feature=folder_name, modality=clean.modality, cache_dir=cache_dir
             )
             if block.dim != clean.dim:
                 raise DataError(f"data.noise_variants.{feature}: {folder} has dimension {block.dim}, not {clean.dim}")

@@ -44,6 +44,7 @@ from mer_ensemble.extract._store import (
     write_errors,
     write_manifest,
 )
+from mer_ensemble.names import name_problem
 from mer_ensemble.progress import progress_bar
 
 __all__ = ["ExtractReport", "extract_features"]
@@ -269,8 +270,9 @@ def _valid_items(items: list[Item]) -> tuple[list[Item], list[tuple[str, str, st
     kept, failures = [], []
     for item in items:
         source = _source_label(item)
-        if not item.name or item.name.startswith(".") or "/" in item.name or "\\" in item.name:
-            failures.append((item.name, source, "invalid name: empty, hidden or containing a path separator"))
+        problem = name_problem(item.name) or ("is hidden (starts with '.')" if item.name.startswith(".") else None)
+        if problem:
+            failures.append((item.name, source, f"invalid name: {problem}"))
         elif item.name in seen:
             failures.append((item.name, source, "duplicate name: only the first occurrence is extracted"))
         else:

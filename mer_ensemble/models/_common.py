@@ -1,8 +1,10 @@
 """Helpers every model family shares: label checks, class weights, parameter checks,
-constant predictions for targets a model cannot learn, atomic saving."""
+constant predictions for targets a model cannot learn, atomic saving, and the model file
+format of the non-torch families (arrays + JSON in one ``.npz``, never pickled)."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +28,9 @@ __all__ = [
     "from_payload",
     "init_args",
     "inner_split",
+    "load_arrays",
     "normalize_rows",
+    "save_arrays",
 ]
 
 CLASS_WEIGHTS = (None, "balanced")
@@ -132,17 +136,20 @@ def normalize_rows(proba: np.ndarray) -> np.ndarray:
 def atomic_save(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it to
     ``path``; nothing half-written is left behind when ``write`` fails."""
+    from mer_ensemble.io import writing
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def init_args(model: Any) -> dict[str, Any]:
@@ -218,3 +225,34 @@ def inner_split(
     train_mask = np.ones(n, dtype=bool)
     train_mask[val_idx] = False
     return np.flatnonzero(train_mask), val_idx
+def save_arrays(path: str | os.PathLike, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+    """Write a model file: ``meta`` as JSON plus plain numeric ``arrays`` in one ``.npz``
+    (no object arrays, so :func:`load_arrays` never needs to unpickle anything)."""
+    text = json.dumps(dict(meta), sort_keys=True)
+    payload = {"meta.json": np.array(text)}
+    for name, value in arrays.items():
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            raise ModelError(f"model file array {name!r} holds Python objects; only numbers can be saved")
+        payload[name] = arr
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **payload)
+
+    atomic_save(path, write)
+
+
+def load_arrays(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a file written by :func:`save_arrays`; :class:`ModelError` naming
+    the file when it is not one (nothing is unpickled)."""
+    from mer_ensemble.io import read_npz
+
+    arrays = read_npz(path, ModelError)
+    if "meta.json" not in arrays:
+        raise ModelError(f"{path}: not a model file written by mer-ensemble (no meta.json entry)")
+    try:
+        meta = json.loads(str(arrays.pop("meta.json")))
+    except json.JSONDecodeError:
+        raise ModelError(f"{path}: the model file's meta.json entry is not valid JSON") from None
+    return meta, arrays

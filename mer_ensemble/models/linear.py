@@ -19,14 +19,15 @@ from mer_ensemble.errors import ModelError
 from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
-    atomic_save,
     check_choice,
     check_fitted,
     check_number,
     constant_proba,
     from_payload,
     init_args,
+    load_arrays,
     normalize_rows,
+    save_arrays,
 )
 from mer_ensemble.models._inputs import check_inputs, concat_pooled
 from mer_ensemble.models._registry import register_model
@@ -202,20 +203,50 @@ class LinearModel(MerModel):
         return out
 
     def save(self, path: str) -> None:
-        """Pickle the fitted scaler and estimators (joblib) to ``path``."""
-        import joblib
-
-        payload = {"model": self.name, "init": init_args(self), "scaler": self.scaler_, "estimators": self.estimators_}
-        atomic_save(path, lambda tmp: joblib.dump(payload, tmp))
+        """Write the scaler's and every estimator's arrays plus the init arguments as JSON
+        (:func:`~mer_ensemble.models._common.save_arrays`; nothing is pickled)."""
+        check_fitted(self, "estimators_")
+        arrays = {"scaler/mean": self.scaler_.mean_, "scaler/scale": self.scaler_.scale_,
+                  "scaler/var": self.scaler_.var_}
+        kinds = {}
+        for target, estimator in self.estimators_.items():
+            if isinstance(estimator, np.ndarray):
+                kinds[target] = "prior"
+                arrays[f"prior/{target}"] = estimator
+            else:
+                kinds[target] = "logreg"
+                for attr in ("classes_", "coef_", "intercept_", "n_iter_"):
+                    arrays[f"logreg/{target}/{attr}"] = getattr(estimator, attr)
+        meta = {"model": self.name, "init": init_args(self), "estimators": kinds,
+                "n_samples_seen": int(np.max(self.scaler_.n_samples_seen_))}
+        save_arrays(path, meta, arrays)
 
     @classmethod
     def load(cls, path: str) -> LinearModel:
         """Read a model written by :meth:`save`."""
-        import joblib
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
 
-        payload = joblib.load(path)
-        model = from_payload(cls, payload, path)
-        model.scaler_, model.estimators_ = payload["scaler"], payload["estimators"]
+        meta, arrays = load_arrays(path)
+        model = from_payload(cls, meta, path)
+        try:
+            scaler = StandardScaler()
+            scaler.mean_, scaler.scale_, scaler.var_ = (arrays[f"scaler/{k}"] for k in ("mean", "scale", "var"))
+            scaler.n_features_in_, scaler.n_samples_seen_ = len(scaler.mean_), meta["n_samples_seen"]
+            model.scaler_, model.estimators_ = scaler, {}
+            p = model.params
+            for target, kind in meta["estimators"].items():
+                if kind == "prior":
+                    model.estimators_[target] = arrays[f"prior/{target}"]
+                    continue
+                estimator = LogisticRegression(C=p["C"], max_iter=p["max_iter"], tol=p["tol"],
+                                               class_weight=p["class_weight"], random_state=model.seed)
+                for attr in ("classes_", "coef_", "intercept_", "n_iter_"):
+                    setattr(estimator, attr, arrays[f"logreg/{target}/{attr}"])
+                estimator.n_features_in_ = estimator.coef_.shape[1]
+                model.estimators_[target] = estimator
+        except KeyError as exc:
+            raise ModelError(f"{path}: the model file lacks {exc.args[0]!r}; it is damaged") from None
         return model
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from mer_ensemble.errors import ModelError
 from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
-    atomic_save,
     balanced_class_weights,
     check_choice,
     check_fitted,
@@ -25,7 +25,9 @@ from mer_ensemble.models._common import (
     from_payload,
     init_args,
     inner_split,
+    load_arrays,
     normalize_rows,
+    save_arrays,
 )
 from mer_ensemble.models._inputs import check_inputs, concat_pooled
 from mer_ensemble.models._registry import register_model
@@ -176,31 +178,42 @@ class XGBoostModel(MerModel):
         return out
 
     def save(self, path: str) -> None:
-        """Write the boosters (XGBoost's UBJSON bytes) and the init arguments with joblib."""
-        import joblib
-
+        """Write each booster as XGBoost's own UBJSON bytes (a class prior as its array) and
+        the init arguments as JSON (:func:`~mer_ensemble.models._common.save_arrays`; nothing is pickled)."""
         check_fitted(self, "boosters_")
-        boosters = {t: b if isinstance(b, np.ndarray) else _raw(b) for t, b in self.boosters_.items()}
-        payload = {"model": self.name, "init": init_args(self), "boosters": boosters, "best_rounds": self.best_rounds_}
-        atomic_save(path, lambda tmp: joblib.dump(payload, tmp))
+        arrays, kinds = {}, {}
+        for target, booster in self.boosters_.items():
+            if isinstance(booster, np.ndarray):
+                kinds[target], arrays[f"prior/{target}"] = "prior", booster
+            else:
+                kinds[target] = "ubj"
+                arrays[f"booster/{target}"] = np.frombuffer(_raw(booster), dtype=np.uint8)
+        meta = {"model": self.name, "init": init_args(self), "boosters": kinds,
+                "best_rounds": {t: int(r) for t, r in self.best_rounds_.items()}}
+        save_arrays(path, meta, arrays)
 
     @classmethod
     def load(cls, path: str) -> XGBoostModel:
         """Read a model written by :meth:`save`."""
-        import joblib
         import xgboost as xgb
 
-        payload = joblib.load(path)
-        model = from_payload(cls, payload, path)
+        meta, arrays = load_arrays(path)
+        model = from_payload(cls, meta, path)
         model.boosters_ = {}
-        for target, raw in payload["boosters"].items():
-            if isinstance(raw, np.ndarray):
-                model.boosters_[target] = raw
-            else:
+        try:
+            for target, kind in meta["boosters"].items():
+                if kind == "prior":
+                    model.boosters_[target] = arrays[f"prior/{target}"]
+                    continue
                 booster = xgb.Booster()
-                booster.load_model(bytearray(raw))
+                try:
+                    booster.load_model(bytearray(arrays[f"booster/{target}"].tobytes()))
+                except xgb.core.XGBoostError:
+                    raise ModelError(f"{path}: booster of {target!r} is not a valid XGBoost model") from None
                 model.boosters_[target] = booster
-        model.best_rounds_ = dict(payload["best_rounds"])
+            model.best_rounds_ = dict(meta["best_rounds"])
+        except KeyError as exc:
+            raise ModelError(f"{path}: the model file lacks {exc.args[0]!r}; it is damaged") from None
         return model
 
 

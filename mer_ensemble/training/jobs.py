@@ -17,7 +17,8 @@ import numpy as np
 
 from mer_ensemble.config import Config, parse_config
 from mer_ensemble.data.dataset import Dataset
-from mer_ensemble.io import atomic_save_npz
+from mer_ensemble.errors import StoreError
+from mer_ensemble.io import atomic_save_npz, open_npz
 
 __all__ = ["JobSpec", "build_inputs", "run_job"]
 
@@ -127,7 +128,7 @@ def _run_job(spec: JobSpec) -> str:
     features, targets = list(spec.features), list(spec.targets)
     y_train = {t: ds.labels[t][train_rows] for t in targets}
     if spec.pseudo_file:
-        with np.load(spec.pseudo_file) as pseudo:
+        with open_npz(spec.pseudo_file, StoreError) as pseudo:
             extra_rows = pseudo[f"rows_{spec.fold}"]
             if len(set(extra_rows) & set(valid_rows)):
                 raise RuntimeError("pseudo-labelled rows overlap the fold's validation rows")

@@ -118,9 +118,12 @@ class JobBuilder:
         self._config = exp.config.model_dump(mode="json")
 
     def check_spec(self, spec: ModelSpec) -> tuple[list[str], list[str]]:
-        """Check a ``models:`` entry (family, parameter names, features, targets); returns its
-        ``(features, targets)``. Errors name the run id and what is allowed."""
-        from mer_ensemble.models import get_model_class, model_defaults
+        """Check a ``models:`` entry (family, parameter names, features, targets, then the
+        parameter values and types by building the model once with the data's feature
+        dims, as every job will); returns its ``(features, targets)``. Errors name the run
+        id and what is allowed. ``mer-ensemble check`` runs this for every entry."""
+        from mer_ensemble.errors import DataError, ModelError
+        from mer_ensemble.models import create_model, get_model_class, model_defaults
 
         try:
             get_model_class(spec.name)
@@ -132,7 +135,21 @@ class JobBuilder:
                 f"models[{spec.run_id}].params: unknown parameter(s) {unknown} for {spec.name}; "
                 f"allowed: {sorted(model_defaults(spec.name))}"
             )
-        return resolve_features(spec, self.exp.config), resolve_targets(spec, self.exp.task.target_names)
+        features = resolve_features(spec, self.exp.config)
+        targets = resolve_targets(spec, self.exp.task.target_names)
+        ds = self.exp.dataset
+        try:
+            create_model(
+                spec.name,
+                targets={t: ds.task.target(t).n_classes for t in targets},
+                feature_dims={f: ds.features[f].dim for f in features},
+                modalities={f: ds.features[f].modality for f in features},
+                device=self.exp.config.train.device,
+                **spec.params,
+            )
+        except (ModelError, DataError) as exc:
+            raise ConfigError(f"models[{spec.run_id}]: {exc}") from None
+        return features, targets
 
     def run_digest(self, name: str, params: dict[str, Any], features: list[str], targets: list[str],
                    pseudo_file: str | None = None) -> str:

@@ -19,6 +19,7 @@ from mer_ensemble.data.dataset import Dataset
 from mer_ensemble.data.folds import Folds
 from mer_ensemble.errors import StoreError
 from mer_ensemble.experiment import Experiment
+from mer_ensemble.io import open_npz
 from mer_ensemble.metrics import combine_scores
 from mer_ensemble.progress import progress_bar
 from mer_ensemble.store import RunRecord, save_run
@@ -71,7 +72,7 @@ def aggregate(plan: RunPlan, ds: Dataset, folds: Folds, cfg: Config, wall_second
         if not Path(job.out).is_file():
             raise StoreError(f"run {plan.key}: job result {job.out} is missing")
         s = plan.seeds.index(job.seed)
-        with np.load(job.out) as res:
+        with open_npz(job.out, StoreError, what=f"run {plan.key}") as res:
             idx = pos[res["valid_rows"]]
             if (folds.fold[idx] != job.fold).any():
                 raise StoreError(f"run {plan.key}: {job.out} predicts rows outside fold {job.fold}")
@@ -117,7 +118,7 @@ def _manifest(plan: RunPlan, ds: Dataset, folds: Folds, cfg: Config, oof: dict[s
     combined_folds = [combine_scores(list(row), task.combine) for row in per_seed_fold]
     n_pseudo = 0
     if plan.pseudo_file:
-        with np.load(plan.pseudo_file) as pseudo:
+        with open_npz(plan.pseudo_file, StoreError) as pseudo:
             n_pseudo = int(np.mean([len(pseudo[f"rows_{k}"]) for k in range(folds.n_folds)]))
     return {
         "key": plan.key,

@@ -135,3 +135,62 @@ def test_shared_emodb_and_meld():
     assert time.perf_counter() - start < 120
     assert len(meld.pool_rows) == 7989 and len(meld.test_rows) == 2610
     assert meld.task.target_names == ["emotion", "sentiment"]
+
+
+def _meiju_lists(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Training_files.txt").write_text("".join(
+        f"Track1_Training_{i:05d}.mp4 {['happy', 'sad', 'neutral'][i % 3]} {['questioning', 'consoling'][i % 2]}\n"
+        for i in range(6)), encoding="utf-8")
+    (root / "Testing_files.txt").write_text("Track1_Testing_00001.mp4\n")
+
+
+def test_a_byte_order_mark_is_stripped_from_every_text_list(tmp_path: Path):
+    from mer_ensemble.data.layouts import read_layout, read_mer2024
+
+    root = tmp_path / "meiju"
+    _meiju_lists(root)
+    for name in ("Training_files.txt", "Testing_files.txt"):
+        (root / name).write_bytes(b"\xef\xbb\xbf" + (root / name).read_bytes())
+    (root / "NoAnnotation_files.txt").write_bytes(b"\xef\xbb\xbfTrack1_NoAnnotation_00001.mp4\n")
+    table = read_layout("meiju", root, targets=["emotion", "intent"], pool_file="NoAnnotation_files.txt")
+    assert table["name"].tolist()[0] == "Track1_Training_00000"
+    assert set(table["name"]) >= {"Track1_Testing_00001", "Track1_NoAnnotation_00001"}
+    mer = tmp_path / "mer"
+    mer.mkdir()
+    (mer / "label-disdim.csv").write_bytes(b"\xef\xbb\xbfname,discrete\ns1,happy\n")
+    (mer / "test-names.txt").write_bytes(b"\xef\xbb\xbft1\n")
+    table = read_mer2024(mer, targets=["discrete"], test_file="test-names.txt")
+    assert table["name"].tolist() == ["s1", "t1"]
+
+
+@pytest.mark.parametrize("bad", ["../../x", "/abs/x", "a/b", "..", "sub\\x", "tab\tx"])
+@pytest.mark.parametrize("where", ["label", "test", "pool", "meiju", "generic"])
+def test_names_that_could_escape_a_feature_folder_are_refused(tmp_path: Path, bad: str, where: str):
+    from mer_ensemble.data.layouts import read_layout
+
+    root = tmp_path / "d"
+    root.mkdir()
+    if where == "meiju":
+        _meiju_lists(root)
+        if "\t" in bad:  # whitespace splits a txt line, so a control character in a txt list is \x07
+            bad = "bell\x07x"
+        (root / "Testing_files.txt").write_text(f"Track1_Testing_00001.mp4\n{bad}\n")
+        path, line, kwargs, layout = root / "Testing_files.txt", 2, {}, "meiju"
+    elif where == "generic":
+        pd.DataFrame({"name": ["a", bad, "c"], "split": ["train", "train", "test"], "emotion": ["x", "y", ""]}).to_csv(
+            root / "labels.csv", index=False)
+        path, line, kwargs, layout = root / "labels.csv", 3, {}, "generic"
+    else:
+        lists = {"label": pd.DataFrame({"name": ["s1", bad], "discrete": ["happy", "sad"]}),
+                 "test": pd.DataFrame({"name": ["t1", bad]}), "pool": pd.DataFrame({"name": ["p1", bad]})}
+        good = {"label": pd.DataFrame({"name": ["s1"], "discrete": ["happy"]}), "test": pd.DataFrame({"name": ["t1"]}),
+                "pool": pd.DataFrame({"name": ["p1"]})}
+        files = {"label": "label-disdim.csv", "test": "test-names.csv", "pool": "pool-names.csv"}
+        for kind, file in files.items():
+            (lists if kind == where else good)[kind].to_csv(root / file, index=False)
+        path, line, kwargs, layout = root / files[where], 3, {}, "mer2024"
+    targets = {"meiju": ["emotion", "intent"], "generic": ["emotion"]}.get(layout, ["discrete"])
+    with pytest.raises(DataError, match=rf"^{path}, line {line}: name .* a name must be a plain file name") as err:
+        read_layout(layout, root, targets=targets, **kwargs)
+    assert "\n" not in str(err.value)

@@ -345,3 +345,39 @@ def test_bad_candidates_are_named(name: str) -> None:
         create(name, candidates=[{"dropout": 7.0}])
     with pytest.raises(ModelError, match="candidates"):
         create(name, candidates={"dropout": 0.1})
+
+
+@pytest.mark.parametrize("name", ["linear", "xgboost"])
+def test_model_files_hold_plain_arrays_and_a_crafted_pickle_is_refused(name: str, tmp_path: Any) -> None:
+    import pickle
+
+    X, y = make_data(60)
+    path = tmp_path / f"{name}.model"
+    fit_split(build(name), X, y, 40).save(str(path))
+    with np.load(path, allow_pickle=False) as npz:  # every entry reads without unpickling
+        assert all(npz[k].dtype != object for k in npz.files)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):  # what a crafted joblib/pickle model file would run on load
+            return (marker.write_text, ("code ran",))
+
+    crafted = tmp_path / "crafted.model"
+    crafted.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ModelError, match=r"crafted.model: cannot be read") as err:
+        get_model_class(name).load(str(crafted))
+    assert not marker.exists() and "pickle" not in str(err.value)
+
+
+def test_nothing_in_the_package_unpickles_a_file() -> None:
+    from pathlib import Path
+
+    import mer_ensemble
+
+    root = Path(mer_ensemble.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        for unsafe in ("joblib.load", "pickle.load", "allow_pickle=True", "weights_only=False"):
+            assert unsafe not in text, f"{path} uses {unsafe}"
+        if "torch.load(" in text:
+            assert text.count("torch.load(") == text.count("weights_only=True"), path

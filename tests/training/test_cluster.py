@@ -83,7 +83,11 @@ def test_cli_train_all_on_dask(cluster: str, experiment: Path, tmp_path: Path) -
     assert "stored 1 run(s)" in result.output
 
 
-def test_failed_job_names_run_fold_and_seed(cluster: str, experiment: Path, tmp_path: Path) -> None:
+def test_failed_job_names_run_fold_and_seed(cluster: str, experiment: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # planning builds each model once and would refuse C=-1 here; skip that build in this
+    # process so the bad parameter reaches the workers, as a job planned elsewhere could
+    monkeypatch.setattr("mer_ensemble.models.create_model", lambda *args, **kwargs: None)
     cfg = load_config(experiment, ["train.backend=dask", f"train.scheduler={cluster}", "models.0.params.C=-1"])
     with pytest.raises(ClusterError, match=r"^run lin fold \d seed 0 failed on the Dask cluster: ModelError: ") as err:
         train_all(Experiment.open(cfg, tmp_path / "wd"), run_ids=["lin"], progress=False)
