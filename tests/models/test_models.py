@@ -312,4 +312,5 @@ def test_models_import_only_the_low_training_layer() -> None:
         for path in (root / layer).rglob("*.py"):
             imports = [line.strip() for line in path.read_text().splitlines()
                        if line.strip().startswith(("from mer_ensemble", "import mer_ensemble"))]
-            assert not [line for line in imports if line.split()[1].startswith(forbidden)], f"{path} imports {forbidden}"
+            bad = [line for line in imports if line.split()[1].startswith(forbidden)]
+            assert not bad, f"{path} imports {forbidden}"
