@@ -61,7 +61,8 @@ _EFFICIENCY: dict[str, float] = {"torch": 0.15, "linear": 0.05, "xgboost": 0.02}
 
 
 def prior_seconds(family: str, *, params: dict[str, Any], n_fit: int, n_predict: int, dim: int,
-                  n_outputs: int, n_weights: int | None, gflops: float) -> float:
+                  n_outputs: int, n_weights: int | None, gflops: float, n_modalities: int = 1,
+                  on_cuda: bool = False) -> float:
     """A job's seconds before anything was measured, from the data size.
 
     ``n_fit`` training rows, ``n_predict`` rows predicted (validation, test, pool), ``dim``
@@ -83,9 +84,17 @@ def prior_seconds(family: str, *, params: dict[str, Any], n_fit: int, n_predict:
         flops = 4.0 * n_fit * dim * n_outputs * int(min(params.get("max_iter", 1000), 150))
         return 0.5 + (flops + 2.0 * n_predict * dim * n_outputs) / (rate * _EFFICIENCY["linear"])
     if family == "xgboost":
-        columns = dim * float(params.get("colsample_bytree", 1.0))
+        from mer_ensemble.models.xgb import AUTO_REDUCE_ABOVE
+
+        reduce = params.get("reduce", "none")
+        columns = float(dim)
+        if reduce == "pca" or (reduce == "auto" and not on_cuda and dim > AUTO_REDUCE_ABOVE):
+            columns = min(columns, n_modalities * float(params.get("reduce_components", 64)))
+        columns *= float(params.get("colsample_bytree", 1.0))
+        depth = params.get("max_depth", 6)
+        depth_sum = sum(depth) if isinstance(depth, (list, tuple)) else depth
         rounds = float(params.get("n_estimators", 100))
-        work = n_fit * columns * n_outputs * rounds * (1 + float(params.get("max_depth", 6))) / 8
+        work = n_fit * columns * n_outputs * rounds * (1 + float(depth_sum)) / 8
         return 1.0 + work / (rate * _EFFICIENCY["xgboost"])
     return 1.0 + 1e-7 * n_fit * dim * n_outputs
 

@@ -187,7 +187,7 @@ def _n_weights(family: str, params: dict[str, Any], dims: list[int], n_modalitie
 
 def make_units(plans: list[RunPlan], exp: Experiment, *, gflops: float | None = None) -> list[Unit]:
     """One :class:`Unit` per run and seed, with its prior cost per job and its value."""
-    from mer_ensemble.models import model_defaults
+    from mer_ensemble.models import get_model_class, model_defaults
 
     ds, folds = exp.dataset, exp.folds
     n_labelled = len(folds.rows)
@@ -201,9 +201,11 @@ def make_units(plans: list[RunPlan], exp: Experiment, *, gflops: float | None = 
         dims = [ds.features[f].dim for f in plan.features]
         n_outputs = sum(ds.task.target(t).n_classes for t in plan.targets)
         modalities = len({ds.features[f].modality for f in plan.features})
+        uses_gpu = bool(getattr(get_model_class(family), "uses_gpu", False))
         prior = prior_seconds(family, params=params, n_fit=n_fit, n_predict=n_predict, dim=sum(dims),
                               n_outputs=n_outputs, n_weights=_n_weights(family, params, dims, modalities),
-                              gflops=rate)
+                              gflops=rate, n_modalities=modalities,
+                              on_cuda=runs_on_cuda(uses_gpu, exp.config.train.device))
         value = FAMILY_VALUE.get(family, DEFAULT_VALUE)
         for rank, seed in enumerate(plan.seeds):
             jobs = sorted((j for j in plan.jobs if j.seed == seed), key=lambda j: j.fold)
