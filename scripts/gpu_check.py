@@ -151,7 +151,7 @@ def check_extract_fp16(out: Path, table: Table, device: str) -> None:
     from mer_ensemble.extract.testing import save_tiny_checkpoint
 
     start = time.perf_counter()
-    ckpt = save_tiny_checkpoint("hubert", out / "tiny-hubert", layers=2)
+    ckpt = save_tiny_checkpoint("hubert", out / "tiny-hubert", layers=4)
     wav = out / "wav"
     wav.mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
