@@ -30,6 +30,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "load_config",
+    "parse_duration",
 ]
 
 
@@ -149,14 +150,62 @@ class PortfolioConfig(_Strict):
         return value
 
 
-class TrainConfig(_Strict):
-    """How jobs run."""
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*"
+                       r"(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
 
-    jobs: int = Field(1, ge=1)
+
+def parse_duration(value: Any, what: str = "duration") -> float:
+    """Seconds from a number (seconds) or a text such as ``"20m"``, ``"1h30m"``, ``"90s"``, ``"2.5h"``;
+    :class:`ConfigError` naming ``what`` otherwise (and for values <= 0)."""
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            seconds = float(text)
+        except ValueError:
+            match = _DURATION.match(text)
+            if match and any(match.groups()):
+                h, m, s = (float(g) if g else 0.0 for g in match.groups())
+                seconds = 3600 * h + 60 * m + s
+    if seconds is None or not seconds > 0 or seconds != seconds:
+        raise ConfigError(f"{what}: {value!r} is not a duration; expected seconds or e.g. 20m, 1h30m, 90s")
+    return seconds
+
+
+class TrainConfig(_Strict):
+    """How jobs run.
+
+    ``jobs``: parallel jobs, or ``auto`` (from the cores, the jobs' threads, the machine's memory
+    and the amount of work; see :mod:`mer_ensemble.training.resources`). ``threads``: CPU threads
+    per job (default: 1 on the CPU; part of the job key, because it changes the numbers).
+    ``time_limit``: the default of ``train-all --time-limit`` (seconds, or ``20m``, ``1h30m``).
+    """
+
+    jobs: int | Literal["auto"] = "auto"
     threads: int | None = Field(None, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     backend: Literal["local", "dask"] = "local"
     scheduler: str | None = None
+    time_limit: float | None = None
+
+    @field_validator("jobs", mode="before")
+    @classmethod
+    def _jobs(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("must be a whole number >= 1 or 'auto'")
+
+    @field_validator("time_limit", mode="before")
+    @classmethod
+    def _time_limit(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse_duration(value, "train.time_limit")
+        except ConfigError as exc:
+            raise ValueError(str(exc).split(": ", 1)[1]) from None
 
 
 class BlendConfig(_Strict):

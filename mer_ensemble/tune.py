@@ -337,7 +337,7 @@ def tune_model(
     cfg, workdir = exp.config, exp.workdir
     spec = _find_spec(cfg, model_id)
     space_checked = search_space(spec.name, space)
-    builder = JobBuilder(exp, threads=cfg.train.threads or max(1, os.cpu_count() or 1))
+    builder = JobBuilder(exp)
     features, targets = builder.check_spec(spec)
     seeds = list(spec.seeds or cfg.cv.seeds)
     digest = spec_hash(spec.name, spec.params, features, targets, exp.folds.hash, exp.dataset.fingerprint, seeds,

@@ -355,6 +355,239 @@ def bench_real(args: argparse.Namespace) -> None:
                   flush=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# part "throughput" (issue 15): torch fits at MER2024 scale, this tree against an older commit
+
+THROUGHPUT_RUNS = {
+    "mlp (audio, 1024-d)": ("mlp", ["audio"]),
+    "mlp (text, 5120-d)": ("mlp", ["text"]),
+    "audio_text_fusion": ("audio_text_fusion", ["audio", "text"]),
+    "attention_fusion (3 modalities)": ("attention_fusion", ["audio", "text", "video"]),
+}
+
+# Runs in a fresh interpreter with PYTHONPATH at the tree under test: fits folds 0 and 1 of one
+# run (one thread) and prints JSON. Process CPU time, so other jobs on a shared machine count
+# as little as possible; the matmul rate is measured the same way before and after the fits.
+_FIT_SCRIPT = r"""
+import hashlib, json, sys, time
+import numpy as np, torch
+from threadpoolctl import threadpool_limits
+torch.set_num_threads(1)
+from mer_ensemble.config import load_config
+from mer_ensemble.experiment import Experiment
+from mer_ensemble.models import create_model
+from mer_ensemble.training.jobs import build_inputs
+config, workdir, family, modalities = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
+def matmul():
+    a = torch.randn(1024, 1024); a @ a; best = float("inf")
+    for _ in range(5):
+        t = time.process_time()
+        for _ in range(8): a @ a
+        best = min(best, time.process_time() - t)
+    return 8 * 2 * 1024 ** 3 / best / 1e9
+with threadpool_limits(1):
+    start = time.process_time()
+    exp = Experiment.open(load_config(config), workdir)
+    ds = exp.dataset
+    feats = [f for f in ds.features if ds.features[f].modality in modalities]
+    peak = [matmul()]
+    out = {"fits": [], "startup": 0.0}
+    for fold in (0, 1):
+        train, valid = exp.folds.split(fold)
+        X = build_inputs(ds, feats, train, "utt", 64)
+        model = create_model(family, targets={"discrete": 6}, feature_dims={f: ds.features[f].dim for f in feats},
+                             modalities={f: ds.features[f].modality for f in feats}, seed=fold, device="cpu")
+        t = time.process_time()
+        model.fit(X, {"discrete": ds.labels["discrete"][train]})
+        seconds = time.process_time() - t
+        proba = model.predict_proba(build_inputs(ds, feats, valid, "utt", 64))["discrete"]
+        out["fits"].append({"seconds": seconds, "epochs": model.fit_result_.epochs_run, "n_train": len(train),
+                            "params": sum(p.numel() for p in model.module_.parameters()),
+                            "proba": hashlib.sha1(np.ascontiguousarray(proba).tobytes()).hexdigest()})
+    peak.append(matmul())
+    out["peak"] = max(peak)
+    out["total"] = time.process_time() - start
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _fit_in(tree: Path, config: Path, workdir: Path, family: str, modalities: list[str]) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "MER_NO_PROGRESS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _FIT_SCRIPT, str(config), str(workdir), family, ",".join(modalities)],
+                          env=env, capture_output=True, text=True, check=False)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"fit in {tree} failed: {proc.stderr[-2000:]}")
+    return json.loads(line[len("RESULT "):])
+
+
+@part("throughput")
+def bench_throughput(args: argparse.Namespace) -> None:
+    """Torch fits at MER2024 scale: this tree against ``--compare`` (a commit), one run, per family."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import yaml
+
+    from mer_ensemble.data.demo import make_demo
+
+    root = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    try:
+        old = root / "old"
+        old.mkdir()
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.compare], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+        data = Path(args.data) if args.data else make_demo(
+            root / "data", layout="mer2024", n_train=args.n, n_pool=args.n_pool, n_test=args.n_test,
+            dims={"audio": args.dims[0], "text": args.dims[1], "video": args.dims[2]}, seed=0)
+        cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+        cfg["data"]["root"] = str(data)
+        cfg.pop("truth", None)
+        cfg["cv"] = {"folds": args.folds, "seeds": [0]}
+        config = root / "scale.yaml"
+        config.write_text(yaml.safe_dump(cfg))
+        from mer_ensemble.config import load_config
+        from mer_ensemble.data import load_dataset
+
+        load_dataset(load_config(config), root / "wd")  # the feature cache, shared by both trees
+        rows = []
+        for label, (family, modalities) in THROUGHPUT_RUNS.items():
+            results = {"old": [], "new": []}
+            for _ in range(args.repeats):
+                for which, tree in (("old", old), ("new", REPO)):
+                    results[which].append(_fit_in(tree, config, root / "wd", family, modalities))
+            rows.append((label, results))
+            _print_throughput(rows, args.compare)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _print_throughput(rows: list, compare: str) -> None:
+    """One markdown table: per run, CPU seconds of the first fit in a process (imports and other
+    one-off costs included) and of a later fit, achieved GFLOP/s of the later fit and its share of
+    the matmul rate measured in the same process (best of ``--repeats`` for each tree)."""
+    print(f"\n| run | weights | epochs | first fit s: {compare} → this tree | later fit s: {compare} → this tree | "
+          f"later fit GFLOP/s (share of matmul): {compare} → this tree | same predictions |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for label, results in rows:
+        cells = {}
+        for which, runs in results.items():
+            first = min(r["fits"][0]["seconds"] for r in runs)
+            later = min(runs, key=lambda r: r["fits"][1]["seconds"])["fits"][1]
+            peak = max(r["peak"] for r in runs)
+            rate = 6.0 * later["params"] * later["n_train"] * later["epochs"] / later["seconds"] / 1e9
+            cells[which] = (first, later["seconds"], rate, peak, runs[0]["fits"])
+        (fo, lo, ro, po, fits_o), (fn, ln, rn, pn, fits_n) = cells["old"], cells["new"]
+        same = all(a["proba"] == b["proba"] for a, b in zip(fits_o, fits_n, strict=True))
+        print(f"| {label} | {fits_n[0]['params']:,} | {', '.join(str(f['epochs']) for f in fits_n)} | "
+              f"{fo:.1f} → {fn:.1f} | {lo:.1f} → {ln:.1f} | {ro:.1f} ({ro / po:.2f}) → {rn:.1f} ({rn / pn:.2f}) | "
+              f"{'yes' if same else 'NO'} |", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# part "xgb" (issue 15): XGBoost at full width against the reduced inputs
+
+
+XGB_VARIANTS = {
+    "full width, depth 4 (before)": {"reduce": "none", "max_depth": 4},
+    "PCA 64 per modality, depth 4": {"reduce": "pca", "max_depth": 4},
+    "default (reduce auto, depth 3 or 6)": {},
+}
+
+
+def _xgb_datasets(out: Path) -> dict[str, tuple[dict, list[str] | None]]:
+    """name -> (config dict, features of the xgboost run): the demo layouts (written under
+    ``out``) and the shared real data when present."""
+    import os
+
+    import yaml
+
+    from mer_ensemble.data.demo import make_demo
+
+    sets: dict[str, tuple[dict, list[str] | None]] = {}
+    for name, layout, config in (("MER2024 demo", "mer2024", "demo.yaml"), ("MEIJU demo", "meiju", "demo-meiju.yaml")):
+        root = out / f"data-{layout}"
+        if not root.is_dir():
+            make_demo(root, layout=layout, seed=0)
+        cfg = yaml.safe_load((REPO / "configs" / config).read_text())
+        cfg["data"]["root"] = str(root)
+        cfg.pop("truth", None)
+        cfg["truth"] = {"test": str(root / ("truth-test.csv" if layout == "mer2024" else "truth.csv"))}
+        sets[name] = (cfg, None)
+    shared = Path(os.environ.get("MER_SHARED_DATA", REPO.parent / "shared" / "data"))
+    for name, config, features in (("EmoDB", "emodb.yaml", None), ("MELD", "meld.yaml", None)):
+        cfg = yaml.safe_load((REPO / "configs" / config).read_text())
+        source = REPO / "configs" / config
+        root = (source.parent / cfg["data"]["root"]).resolve()
+        if not root.is_dir() or not (shared / root.name).is_dir():
+            print(f"{name}: shared data not present, skipped")
+            continue
+        cfg["data"]["root"] = str(root)
+        cfg["truth"] = {k: str((source.parent / v).resolve()) for k, v in cfg.get("truth", {}).items()}
+        sets[name] = (cfg, features)
+    return sets
+
+
+@part("xgb")
+def bench_xgb(args: argparse.Namespace) -> None:
+    """CV and test score and fit time of XGBoost at full width vs reduced inputs, per dataset."""
+    import yaml
+
+    from mer_ensemble.config import load_config
+    from mer_ensemble.experiment import Experiment
+    from mer_ensemble.metrics import combine_scores
+    from mer_ensemble.submission import read_truth
+    from mer_ensemble.training.runner import train_all
+
+    out = Path(args.workdir)
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = None if args.sets == "all" else set(args.sets.split(","))
+    for name, (cfg, features) in _xgb_datasets(out).items():
+        if wanted and name not in wanted:
+            continue
+        cfg = dict(cfg)
+        cfg["cv"] = {"folds": args.folds, "seeds": [0]}
+        cfg["train"] = {"threads": args.threads, "jobs": 1, "device": "cpu"}
+        cfg["models"] = [{"name": "xgboost", "id": f"v{i}", "params": params, **({"features": features} if features
+                          else {})} for i, params in enumerate(XGB_VARIANTS.values())]
+        path = out / f"{name.replace(' ', '-')}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        config = load_config(path)
+        exp = Experiment.open(config, out / f"wd-{name.replace(' ', '-')}")
+        width = sum(exp.dataset.features[f].dim for f in exp.dataset.features)
+        start = time.perf_counter()
+        records = {r.key: r for r in train_all(exp, progress=False)}
+        truth, names = read_truth(config.resolve_path(config.truth["test"]), exp.task)
+        order = {n: i for i, n in enumerate(names)}
+        idx = np.array([order[n] for n in exp.dataset.names[exp.dataset.test_rows]])
+        print(f"\n### {name}: {len(exp.folds.rows)} labelled rows, {width} columns, targets "
+              f"{exp.task.target_names} ({time.perf_counter() - start:.0f}s)\n")
+        print("| variant | columns | depth chosen | CV (mean ± sd over folds) | Δ CV | folds better | test | fit s |")
+        print("|---|---:|---|---:|---:|---:|---:|---:|")
+        base = None
+        for i, label in enumerate(XGB_VARIANTS):
+            rec = records[f"v{i}"]
+            m = rec.manifest
+            folds = [combine_scores([m["cv"][t]["folds"][k] for t in rec.targets], exp.task.combine)
+                     for k in range(args.folds)]
+            test = exp.task.combined({t: exp.task.target(t).score(truth[t][idx], rec.test[t].argmax(1))
+                                      for t in rec.targets})
+            chosen = sorted({str(d) for sel in m["selected"].values() for d in (sel.get("max_depth") or {}).values()})
+            columns = sorted({sel.get("columns") for sel in m["selected"].values()})
+            base = base or folds
+            delta = np.mean(folds) - np.mean(base)
+            better = sum(a > b for a, b in zip(folds, base, strict=True))
+            print(f"| {label} | {'/'.join(map(str, columns))} | {','.join(chosen) or '—'} | "
+                  f"{m['combined']['mean']:.4f} ± {m['combined']['sd']:.4f} | {delta:+.4f} | {better}/{args.folds} | "
+                  f"{test:.4f} | {m['fit_seconds']:.0f} |", flush=True)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=sorted(PARTS), default="trainer", help="which benchmark to run")
@@ -372,6 +605,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--folds", type=int, default=5, help="scale part: folds")
     parser.add_argument("--families", default=None, help="scale part: comma-separated families (default: all)")
     parser.add_argument("--datasets", default="emodb,meld", help="real part: configs to train")
+    parser.add_argument("--compare", default="e806594", help="throughput part: the commit to compare with")
+    parser.add_argument("--data", default=None, help="throughput part: an existing MER2024-layout data folder")
+    parser.add_argument("--sets", default="all",
+                        help="xgb part: comma-separated data sets (MER2024 demo, MEIJU demo, EmoDB, MELD) or all")
     parser.add_argument("--workdir", default="runs/bench-real", help="real part: where the runs go")
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--classes", type=int, default=6)

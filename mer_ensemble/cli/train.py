@@ -17,14 +17,25 @@ def train_all_cli(
     set_: list[str] | None = SetOpt,
     workdir: Path | None = WorkdirOpt,
     models: str | None = typer.Option(None, "--models", help="Comma-separated run ids to train (default: all)."),
-    jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, help="Parallel jobs [default: train.jobs]."),
+    jobs: str | None = typer.Option(None, "--jobs", "-j",
+                                    help="Parallel jobs, a number or auto [default: train.jobs, auto]."),
+    time_limit: str | None = typer.Option(
+        None, "--time-limit",
+        help="Budget for the whole command, e.g. 20m, 1h30m, 900 (seconds) [default: train.time_limit]: "
+             "runs are ordered by expected value per second, only what fits is started."),
     backend: str | None = typer.Option(None, "--backend", help="local (joblib) or dask."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address (with --backend dask)."),
 ) -> None:
     """Train every model of the config across folds and seeds; store OOF, test and pool predictions."""
-    from mer_ensemble.report.leaderboard import render_leaderboard
-    from mer_ensemble.training.runner import train_all
+    import time
 
+    from mer_ensemble.config import parse_duration
+    from mer_ensemble.report.leaderboard import render_leaderboard
+    from mer_ensemble.training.runner import load_status, render_status, train_all
+
+    started = time.monotonic()
+    limit = parse_duration(time_limit, "--time-limit") if time_limit else None
+    n_jobs = _parse_jobs(jobs) if jobs else None
     extra = list(set_ or [])
     if backend:
         extra.append(f"train.backend={backend}")
@@ -32,9 +43,25 @@ def train_all_cli(
         extra.append(f"train.scheduler={scheduler}")
     exp = open_experiment(config, extra, workdir)
     run_ids = models.split(",") if models else None
-    records = train_all(exp, run_ids=run_ids, n_jobs=jobs)
-    typer.echo(render_leaderboard(records))
+    limit = limit or exp.config.train.time_limit
+    records = train_all(exp, run_ids=run_ids, n_jobs=n_jobs, time_limit=limit, started=started)
+    if records:
+        typer.echo(render_leaderboard(records))
+    notes = render_status(load_status(exp.workdir))
+    if notes:
+        typer.echo(notes)
     typer.echo(f"stored {len(records)} run(s) in {exp.workdir / 'store'}")
+
+
+def _parse_jobs(text: str) -> int | str:
+    from mer_ensemble.errors import ConfigError
+
+    value = text.strip().lower()
+    if value == "auto":
+        return value
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise ConfigError(f"--jobs: {text!r} is not a number >= 1 or auto")
 
 
 @app.command("leaderboard")
@@ -46,11 +73,15 @@ def leaderboard_cli(
     from mer_ensemble.errors import StoreError
     from mer_ensemble.report.leaderboard import render_leaderboard
     from mer_ensemble.store import load_runs
+    from mer_ensemble.training.runner import load_status, render_status
 
     records = load_runs(workdir)
     if not records:
         raise StoreError(f"no stored runs in {workdir / 'store'}; run mer-ensemble train-all first")
     typer.echo(render_leaderboard(records))
+    notes = render_status(load_status(workdir))
+    if notes:
+        typer.echo(notes)
 
 
 @app.command("models")

@@ -16,7 +16,6 @@ its worker has it.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -64,19 +63,8 @@ def absolute_paths(job: JobSpec) -> JobSpec:
 
 
 def run_on_worker(job: JobSpec) -> str:
-    """Run one job on a Dask worker, sizing its CPU threads to the worker.
-
-    Without an explicit ``train.threads`` the job gets the worker machine's cores
-    divided by the worker's task slots (``--nthreads``), not the submitting machine's.
-    """
-    if not (job.config.get("train") or {}).get("threads"):
-        try:
-            from distributed import get_worker
-
-            slots = max(1, int(get_worker().state.nthreads))
-        except (ImportError, ValueError, AttributeError):
-            slots = 1
-        job = replace(job, threads=max(1, (os.cpu_count() or 1) // slots))
+    """Run one job on a Dask worker with the thread count it was planned with: the count is
+    part of the job key (it changes a CPU fit's numbers), so a worker must not change it."""
     return run_job(job)
 
 

@@ -20,7 +20,7 @@ from mer_ensemble.data.dataset import Dataset
 from mer_ensemble.errors import StoreError
 from mer_ensemble.io import atomic_save_npz, open_npz
 
-__all__ = ["JobSpec", "build_inputs", "run_job"]
+__all__ = ["JobSpec", "build_inputs", "run_job", "share_dataset"]
 
 PREDICT_CHUNK = 4096
 
@@ -66,10 +66,20 @@ def build_inputs(ds: Dataset, features: list[str], rows: np.ndarray, level: str,
 _DATASETS: dict[tuple[str, str], tuple[Config, Dataset]] = {}
 
 
+def _dataset_key(config: dict[str, Any], source: str) -> tuple[str, str]:
+    return source, json.dumps(config, sort_keys=True, default=str)
+
+
+def share_dataset(job: JobSpec, cfg: Config, ds: Dataset) -> None:
+    """Let jobs like ``job`` that run in this process use the already loaded ``ds``."""
+    _DATASETS.clear()
+    _DATASETS[_dataset_key(job.config, job.config_source)] = (cfg, ds)
+
+
 def _dataset_for(spec: JobSpec) -> tuple[Config, Dataset]:
     from mer_ensemble.data import load_dataset
 
-    key = (spec.config_source, json.dumps(spec.config, sort_keys=True, default=str))
+    key = _dataset_key(spec.config, spec.config_source)
     if key not in _DATASETS:
         cfg = parse_config(dict(spec.config), spec.config_source)
         _DATASETS.clear()
@@ -122,6 +132,7 @@ def _run_job(spec: JobSpec) -> str:
     from mer_ensemble.models import create_model, get_model_class
 
     cfg, ds = _dataset_for(spec)
+    job_start = time.perf_counter()
     folds = read_folds(Path(spec.folds_path), ds, expected_hash=spec.folds_hash)
     train_rows, valid_rows = folds.split(spec.fold)
     n_labelled = len(train_rows)
@@ -200,6 +211,8 @@ def _run_job(spec: JobSpec) -> str:
     if module is not None and getattr(model, "fit_result_", None) is not None:
         arrays["epochs_run"] = np.array(model.fit_result_.epochs_run)
         arrays["n_params"] = np.array(sum(p.numel() for p in module.parameters()))
+    arrays["threads"] = np.array(spec.threads)
+    arrays["job_seconds"] = np.array(time.perf_counter() - job_start)
     for t in targets:
         arrays[f"valid/{t}"] = valid[t]
         arrays[f"test/{t}"] = test[t]

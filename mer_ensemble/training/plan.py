@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,14 +107,23 @@ def _file_digest(path: str) -> str:
 class JobBuilder:
     """Makes every job of an experiment.
 
-    ``threads``: CPU threads each job may use (``train.threads``, else the cores divided
-    by ``n_jobs`` parallel jobs).
+    ``threads``: CPU threads of every job (default ``train.threads``, else the family's rule,
+    :func:`~mer_ensemble.training.resources.job_threads`). How many jobs run in parallel never
+    changes it: the thread count changes a CPU fit's numbers, so it is part of the run digest.
     """
 
-    def __init__(self, exp: Experiment, *, n_jobs: int = 1, threads: int | None = None) -> None:
+    def __init__(self, exp: Experiment, *, threads: int | None = None) -> None:
         self.exp = exp
-        self.threads = threads or exp.config.train.threads or max(1, (os.cpu_count() or 1) // max(n_jobs, 1))
+        self.threads = threads or exp.config.train.threads
         self._config = exp.config.model_dump(mode="json")
+
+    def threads_for(self, family: str) -> int:
+        """CPU threads of a job of ``family`` (fixed per experiment and machine)."""
+        from mer_ensemble.models import get_model_class
+        from mer_ensemble.training.resources import job_threads
+
+        uses_gpu = bool(getattr(get_model_class(family), "uses_gpu", False))
+        return job_threads(uses_gpu, self.exp.config.train.device, self.threads)
 
     def check_spec(self, spec: ModelSpec) -> tuple[list[str], list[str]]:
         """Check a ``models:`` entry (family, parameter names, features, targets, then the
@@ -152,16 +160,18 @@ class JobBuilder:
         return features, targets
 
     def run_digest(self, name: str, params: dict[str, Any], features: list[str], targets: list[str],
-                   pseudo_file: str | None = None) -> str:
-        """The key of a run's job folder: model, parameters, inputs, folds, data, pseudo-label file, version."""
+                   pseudo_file: str | None = None, *, threads: int | None = None) -> str:
+        """The key of a run's job folder: model, parameters, inputs, folds, data, pseudo-label
+        file, CPU threads per job (they change a CPU fit's numbers), version."""
         exp = self.exp
         pseudo_digest = _file_digest(pseudo_file) if pseudo_file else None
+        threads = threads or self.threads_for(name)
         return spec_hash(name, params, features, targets, exp.folds.hash, exp.dataset.fingerprint, pseudo_digest,
-                         exp.config.data.max_frames, __version__)
+                         exp.config.data.max_frames, {"threads": threads}, __version__)
 
     def job(self, *, run_key: str, model: str, params: dict[str, Any], features: list[str], targets: list[str],
-            fold: int, seed: int, out: Path, pseudo_file: str | None = None) -> JobSpec:
-        """One model × fold × seed job writing ``out``."""
+            fold: int, seed: int, out: Path, pseudo_file: str | None = None, threads: int | None = None) -> JobSpec:
+        """One model × fold × seed job writing ``out`` (``threads``: default :meth:`threads_for`)."""
         exp = self.exp
         return JobSpec(
             config=self._config,
@@ -176,7 +186,7 @@ class JobBuilder:
             fold=fold,
             seed=seed,
             out=str(out),
-            threads=self.threads,
+            threads=threads or self.threads_for(model),
             pseudo_file=pseudo_file,
             device=exp.config.train.device,
         )
@@ -188,11 +198,13 @@ class JobBuilder:
         features, targets = self.check_spec(spec)
         seeds = list(spec.seeds or self.exp.config.cv.seeds)
         key = spec.run_id + key_suffix
-        digest = self.run_digest(spec.name, spec.params, features, targets, pseudo_file)
+        threads = self.threads_for(spec.name)
+        digest = self.run_digest(spec.name, spec.params, features, targets, pseudo_file, threads=threads)
         folder = self.exp.workdir / "jobs" / key / digest
         jobs = [
             self.job(run_key=key, model=spec.name, params=spec.params, features=features, targets=targets,
-                     fold=k, seed=seed, out=folder / f"fold{k}-seed{seed}.npz", pseudo_file=pseudo_file)
+                     fold=k, seed=seed, out=folder / f"fold{k}-seed{seed}.npz", pseudo_file=pseudo_file,
+                     threads=threads)
             for seed in seeds
             for k in range(self.exp.folds.n_folds)
         ]

@@ -149,8 +149,42 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path):
     assert load_run(wd, "mlp").manifest["cv"] == full.manifest["cv"]
 
 
-def test_parallel_jobs_equal_sequential(generic_config: Path, tmp_path: Path):
-    cfg = load_config(generic_config)
-    seq = train_all(Experiment.open(cfg, tmp_path / "a"), progress=False)[0]
-    par = train_all(Experiment.open(cfg, tmp_path / "b"), n_jobs=2, progress=False)[0]
-    np.testing.assert_array_equal(seq.oof["emotion"], par.oof["emotion"])
+def _store_arrays(workdir: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for path in sorted((workdir / "store").glob("*.npz")):
+        with np.load(path) as arrays:
+            out.update({f"{path.stem}/{k}": arrays[k] for k in arrays.files})
+    return out
+
+
+def test_parallel_jobs_equal_sequential(tmp_path: Path):
+    """--jobs 1 (this process) and --jobs 2 (worker processes) write identical stores: the thread
+    count per job never depends on the number of parallel jobs (issue 13.7)."""
+    root = write_generic(tmp_path / "d", n_train=60)
+    models = [{"name": "linear", "id": "lin"},
+              {"name": "mlp", "id": "mlp", "params": {"epochs": 6, "hidden": 16}, "seeds": [0, 1]},
+              {"name": "xgboost", "id": "xgb", "params": {"n_estimators": 8, "max_depth": 2}}]
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, models=models))
+    one = train_all(Experiment.open(cfg, tmp_path / "one"), n_jobs=1, progress=False)
+    two = train_all(Experiment.open(cfg, tmp_path / "two"), n_jobs=2, progress=False)
+    assert [r.key for r in one] == [r.key for r in two] == ["lin", "mlp", "xgb"]
+    a, b = _store_arrays(tmp_path / "one"), _store_arrays(tmp_path / "two")
+    assert sorted(a) == sorted(b) and len(a) > 20
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert {r.manifest["threads"] for r in one} == {1}
+
+
+def test_thread_count_is_part_of_the_job_key(generic_config: Path, tmp_path: Path):
+    from mer_ensemble.training.plan import JobBuilder
+
+    exp = Experiment.open(load_config(generic_config), tmp_path / "wd")
+    spec = exp.config.models[0]
+    auto = JobBuilder(exp).plan(spec)
+    assert {j.threads for j in auto.jobs} == {1}
+    two = JobBuilder(Experiment.open(load_config(generic_config, ["train.threads=2"]), tmp_path / "wd")).plan(spec)
+    assert {j.threads for j in two.jobs} == {2}
+    assert two.hash != auto.hash, "a resume with another thread count must not reuse the job files"
+    # the number of parallel jobs is not an input of the plan at all
+    again = JobBuilder(Experiment.open(load_config(generic_config, ["train.jobs=4"]), tmp_path / "wd")).plan(spec)
+    assert again.hash == auto.hash
