@@ -3,8 +3,10 @@
 Every blender is fitted on out-of-fold probabilities only. Each method is scored
 twice: in-sample (fitted and scored on the same OOF rows; optimistic) and nested
 (for each fold, fitted on the other folds' OOF rows and scored on that fold). The
-method chosen by ``blend.choose: auto`` is the one with the best nested score, so
-the choice itself does not look at the rows it is judged on twice.
+choice between methods reads the nested scores only: ``blend.choose: auto`` averages the
+methods whose paired per-fold nested differences to the best are within noise
+(:mod:`mer_ensemble.ensemble.choice`), so it does not follow differences smaller than the
+fold-to-fold noise.
 
 :func:`blend_runs` computes a :class:`BlendResult`; :func:`save_blend` writes what a
 blend leaves behind — the validated submission with its JSON sidecar, and
@@ -70,6 +72,8 @@ class TargetBlend:
     y: np.ndarray | None = None
     #: method -> ``(n_test, C)`` test probabilities of that method fitted on all OOF rows
     test_by_method: dict[str, np.ndarray] = field(default_factory=dict)
+    #: how ``chosen`` was picked (rule, members, paired differences); see :mod:`mer_ensemble.ensemble.choice`
+    choice: Any = None
 
 
 @dataclass
@@ -139,8 +143,11 @@ def check_blend_config(blend: BlendConfig) -> None:
             raise ConfigError(f"{key}: unknown blender(s) {unknown}; expected {', '.join(list_blenders())}")
     if not blend.methods:
         raise ConfigError("blend.methods: empty; name at least one of " + ", ".join(list_blenders()))
-    if blend.choose != "auto" and blend.choose not in blend.methods:
-        raise ConfigError(f"blend.choose: {blend.choose!r} is not among blend.methods {blend.methods}")
+    from mer_ensemble.ensemble.choice import CHOICE_RULES
+
+    if blend.choose not in CHOICE_RULES and blend.choose not in blend.methods:
+        raise ConfigError(f"blend.choose: {blend.choose!r} is neither a rule ({', '.join(CHOICE_RULES)}) "
+                          f"nor among blend.methods {blend.methods}")
     for name, params in blend.params.items():
         if not isinstance(params, dict):
             raise ConfigError(f"blend.params.{name}: expected a mapping of settings, got {params!r}")
@@ -181,6 +188,7 @@ def blend_runs(
     """Blend every target of ``exp`` from its stored runs (or ``records``); score every method
     in-sample and nested; keep each method's test probabilities and the chosen one's."""
     from mer_ensemble.ensemble import FitContext, make_blender, nested_oof_proba
+    from mer_ensemble.ensemble.choice import TIES, choose_blend
     from mer_ensemble.store import load_runs
 
     cfg, ds = exp.config, exp.dataset
@@ -225,21 +233,30 @@ def blend_runs(
             desc = final.describe()
             desc["runs"] = [r.key for r in runs]
             scored.append(MethodScore(name, ins, float(spec.score(y, labels)), per_fold, desc))
-        best = (
-            max(scored, key=lambda m: m.nested)
-            if settings.choose == "auto"
-            else next(m for m in scored if m.method == settings.choose)
-        )
         test_by_method = {name: final.predict_proba(test) for name, final in finals.items()}
+        choice = choose_blend({m.method: m.nested for m in scored}, {m.method: m.nested_folds for m in scored},
+                              rule=settings.choose, n_se=settings.tie_se)
+        if choice.averaged:  # a blend of the blends that cannot be told apart
+            members = choice.members
+            nested_probas[TIES] = np.mean([nested_probas[m] for m in members], axis=0)
+            test_by_method[TIES] = np.mean([test_by_method[m] for m in members], axis=0)
+            in_sample = np.mean([finals[m].predict_proba(oof) for m in members], axis=0)
+            labels = nested_probas[TIES].argmax(1)
+            per_fold = [float(spec.score(y[folds == k], labels[folds == k])) for k in np.unique(folds)]
+            desc = {"blender": TIES, "members": members, "runs": [r.key for r in runs]}
+            scored.append(MethodScore(TIES, float(spec.score(y, in_sample.argmax(1))),
+                                      float(spec.score(y, labels)), per_fold, desc))
+        chosen_name = TIES if choice.averaged else choice.members[0]
         result.targets[target] = TargetBlend(
             target=target,
             runs=[r.key for r in runs],
             methods=scored,
-            chosen=best.method,
-            test_proba=test_by_method[best.method],
-            oof_nested_proba=nested_probas[best.method],
+            chosen=chosen_name,
+            test_proba=test_by_method[chosen_name],
+            oof_nested_proba=nested_probas[chosen_name],
             y=y,
             test_by_method=test_by_method,
+            choice=choice,
         )
     chosen = {t: next(m for m in b.methods if m.method == b.chosen) for t, b in result.targets.items()}
     result.combined_nested = ds.task.combined({t: m.nested for t, m in chosen.items()})
@@ -261,6 +278,9 @@ def _sidecar(exp: Experiment, result: BlendResult, stamp: str) -> dict[str, Any]
                 "method": tb.chosen,
                 "runs": tb.runs,
                 "chosen": next(m.description for m in tb.methods if m.method == tb.chosen),
+                "rule": None if tb.choice is None else tb.choice.text(),
+                "paired_differences": None if tb.choice is None else {
+                    e.method: {"diff": e.diff, "se": e.se, "tied": e.tied} for e in tb.choice.evidence},
                 "scores": {
                     m.method: {"in_sample": m.in_sample, "nested": m.nested, "nested_folds": m.nested_folds}
                     for m in tb.methods

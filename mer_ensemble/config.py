@@ -138,6 +138,9 @@ class PortfolioConfig(_Strict):
     families: list[str] = Field(
         default_factory=lambda: ["linear", "mlp", "xgboost", "audio_text_fusion", "attention_fusion"]
     )
+    group_norm: bool | Literal["auto"] = Field(
+        "auto", description="add runs on features normalised within each data.group_by group"
+    )
 
     @field_validator("families")
     @classmethod
@@ -214,12 +217,16 @@ class BlendConfig(_Strict):
     ``params`` holds each method's settings under its name and passes them straight to
     the blender (``{optuna: {n_trials: 200}, greedy: {steps: 25}, stacking: {meta: logreg}}``;
     ``mer-ensemble blend --help`` and :mod:`mer_ensemble.ensemble` list what each accepts).
+    ``choose``: ``auto`` (= ``ties``: average the methods whose paired per-fold nested difference
+    to the best is within ``tie_se`` standard errors), ``simplest`` (the simplest of those),
+    ``highest`` (the best nested score) or a method name (see :mod:`mer_ensemble.ensemble.choice`).
     ``storage``: where the final fits keep their Optuna studies (default
     ``sqlite:///<workdir>/optuna.db``).
     """
 
     methods: list[str] = Field(default_factory=lambda: ["best", "mean", "vote", "greedy", "optuna", "stacking"])
     choose: str = "auto"
+    tie_se: float = Field(1.0, ge=0.0, description="methods within this many standard errors of the best tie")
     runs: list[str] | dict[str, list[str]] | None = None
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     storage: str | None = None
@@ -274,7 +281,8 @@ class Config(_Strict):
             options = PortfolioConfig.model_validate(portfolio).model_dump()
         except ValidationError:
             options = PortfolioConfig().model_dump()  # the portfolio section's own error is reported by its field
-        return {**raw, "models": expand_models(raw["models"], data.get("features") or {}, options)}
+        return {**raw, "models": expand_models(raw["models"], data.get("features") or {}, options,
+                                               grouped=bool(data.get("group_by")))}
 
     @model_validator(mode="after")
     def _unique_run_ids(self) -> Config:

@@ -53,7 +53,7 @@ def test_unknown_methods_and_settings_are_refused_by_name(trained: Experiment):
         check_blend_config(bad)
     with pytest.raises(ConfigError, match=r"blend.methods: unknown blender\(s\) \['avg'\]"):
         check_blend_config(bad.model_copy(update={"methods": ["avg"], "params": {}}))
-    with pytest.raises(ConfigError, match="blend.choose: 'stacking' is not among"):
+    with pytest.raises(ConfigError, match="blend.choose: .stacking. is neither a rule.*nor among"):
         blend_runs(trained, choose="stacking")
 
 
@@ -62,3 +62,26 @@ def test_blend_without_runs_names_the_store(tmp_path: Path):
     exp = Experiment.open(load_config(write_config(tmp_path / "c.yaml", root)), tmp_path / "wd")
     with pytest.raises(StoreError, match="no stored runs"):
         blend_runs(exp)
+
+
+def test_methods_within_noise_are_averaged_and_the_rule_is_recorded(trained: Experiment, tmp_path: Path):
+    """With a wide noise band every method ties: the chosen blend is their average, in test
+    probabilities and nested probabilities alike, and the sidecar records the rule and evidence."""
+    settings = trained.config.blend.model_copy(update={"tie_se": 100.0})
+    wide = trained.__class__(trained.config.model_copy(update={"blend": settings}), trained.workdir,
+                             trained.dataset, trained.folds)
+    result = blend_runs(wide)
+    for tb in result.targets.values():
+        assert tb.chosen == "ties" and tb.choice.members == sorted(tb.choice.members, key=tb.choice.members.index)
+        assert set(tb.choice.members) == {"best", "greedy", "optuna"}
+        members = tb.choice.members
+        np.testing.assert_allclose(tb.test_proba, np.mean([tb.test_by_method[m] for m in members], axis=0))
+    path = save_blend(wide, result, tmp_path / "s.csv")
+    import json
+
+    side = json.loads(path.with_suffix(".json").read_text())
+    target = next(iter(side["targets"].values()))
+    assert target["method"] == "ties" and "within 100 SE" in target["rule"]
+    assert set(target["paired_differences"]) == {"best", "greedy", "optuna"}
+    narrow = blend_runs(trained, choose="highest")
+    assert all(tb.chosen in {"best", "greedy", "optuna"} for tb in narrow.targets.values())

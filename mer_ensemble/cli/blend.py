@@ -13,6 +13,8 @@ from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, load, open_e
 def _weights_text(desc: dict, limit: int = 4) -> str:
     runs = desc.get("runs", [])
     weights = desc.get("weights")
+    if desc.get("members"):
+        return "mean of " + ", ".join(desc["members"])
     if not weights:
         return {"stacking": "meta-model", "vote": "equal votes"}.get(desc.get("blender"), "—")
     pairs = sorted(zip(runs, weights, strict=False), key=lambda p: -p[1])
@@ -41,7 +43,7 @@ def render_blend_table(result) -> str:  # noqa: ANN001 - BlendResult
         for m in tb.methods:
             table.add_row(
                 target,
-                BLENDERS[m.method].label if m.method in BLENDERS else m.method,
+                BLENDERS[m.method].label if m.method in BLENDERS else {"ties": "blend of ties"}.get(m.method, m.method),
                 f"{m.in_sample:.4f}",
                 f"{m.nested:.4f}",
                 f"{np.std(m.nested_folds, ddof=1):.4f}",
@@ -59,7 +61,10 @@ def blend_cli(
     config: Path = ConfigOpt,
     set_: list[str] | None = SetOpt,
     workdir: Path | None = WorkdirOpt,
-    method: str | None = typer.Option(None, "--method", help="Use this blender instead of the best nested one."),
+    method: str | None = typer.Option(
+        None, "--method",
+        help="A blender to use, or a choice rule (auto, ties, simplest, highest) [default: blend.choose].",
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="Submission path [default: submissions/<config>-<method>-<time>.csv]."
     ),
@@ -75,6 +80,9 @@ def blend_cli(
     exp = open_experiment(config, set_, workdir)
     result = blend_runs(exp, choose=method)
     typer.echo(render_blend_table(result))
+    for target, tb in result.targets.items():
+        if tb.choice is not None:
+            typer.echo(f"rule ({target}): {tb.choice.text()}")
     chosen = {t: tb.chosen for t, tb in result.targets.items()}
     typer.echo(
         f"chosen: {', '.join(f'{t} {m}' for t, m in chosen.items())}; combined score estimate "
