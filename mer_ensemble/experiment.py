@@ -14,7 +14,7 @@ stored hash and settings — or made and written there on first use.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mer_ensemble.config import Config
@@ -38,6 +38,8 @@ class Experiment:
     workdir: Path
     dataset: Dataset
     folds: Folds
+    #: what opening changed, for ``check`` to print (e.g. portfolio runs dropped and why)
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def open(
@@ -59,7 +61,8 @@ class Experiment:
         workdir.mkdir(parents=True, exist_ok=True)
         ds = dataset if dataset is not None else load_dataset(config, workdir, use_cache=use_cache)
         folds = load_or_make_folds(ds, workdir, config.cv.folds, config.cv.fold_seed)
-        return cls(config, workdir, ds, folds)
+        config, notes = _drop_unhelpful_group_runs(config, ds)
+        return cls(config, workdir, ds, folds, notes)
 
     @property
     def task(self) -> TaskSpec:
@@ -69,3 +72,22 @@ class Experiment:
     def stem(self) -> str:
         """The config's name, used in study and submission names."""
         return self.config.stem
+
+
+def _drop_unhelpful_group_runs(config: Config, ds: Dataset) -> tuple[Config, list[str]]:
+    """Without ``portfolio.group_norm: true``, drop the portfolio's ``@group`` runs where the
+    data gives group normalisation nothing to work with (too small groups, test rows without one)."""
+    from mer_ensemble.data.groupnorm import GROUP_SUFFIX, group_norm_problem
+
+    def grouped(spec) -> bool:  # noqa: ANN001 - ModelSpec
+        return spec.origin == "auto" and any(f.endswith(GROUP_SUFFIX) for f in spec.features or [])
+
+    dropped = [s.run_id for s in config.models if grouped(s)]
+    if not dropped or config.portfolio.group_norm is True:
+        return config, []
+    problem = group_norm_problem(ds.groups, ds.test_rows)
+    if problem is None:
+        return config, []
+    kept = [s for s in config.models if not grouped(s)]
+    return (config.model_copy(update={"models": kept}),
+            [f"portfolio: no group-normalised runs ({', '.join(dropped)}): {problem}"])

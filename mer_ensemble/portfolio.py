@@ -7,7 +7,13 @@ From ``data.features`` (modality -> feature folders) it makes, in this order:
 3. all features concatenated, when there are several: ``linear``, ``mlp`` (``lin-all``, ``mlp-all``)
    and ``xgboost`` (``xgb-all``, also with a single feature);
 4. ``audio_text_fusion`` over the audio and text features, when both modalities exist (``at-fusion``);
-5. ``attention_fusion`` over every modality, utterance or frame level (``attn-fusion``).
+5. ``attention_fusion`` over every modality, utterance or frame level (``attn-fusion``);
+6. with ``data.group_by`` set, the same inputs normalised within each group
+   (:mod:`mer_ensemble.data.groupnorm`): every feature alone with ``linear`` (``lin-<feature>-grp``)
+   and all features with ``linear`` and ``mlp`` (``lin-all-grp``, ``mlp-all-grp``; one feature:
+   ``mlp-<feature>-grp``). ``portfolio.group_norm: auto`` drops them when the groups are too small
+   to normalise within or the test rows have none (``check`` says so); ``true`` keeps them, ``false``
+   never adds them.
 
 Neural runs (``mlp`` and the fusion families) average ``portfolio.seeds`` seeds inside the run.
 ``portfolio.families`` restricts the families used. Frame-level features need nothing special:
@@ -20,6 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from mer_ensemble.data.groupnorm import GROUP_SUFFIX
 
 __all__ = ["AUTO", "NEURAL_FAMILIES", "PORTFOLIO_FAMILIES", "expand_models", "portfolio_entries"]
 
@@ -34,7 +42,12 @@ _PREFIX = {"linear": "lin", "mlp": "mlp", "xgboost": "xgb"}
 
 
 def portfolio_entries(
-    features: Mapping[str, Sequence[str]], *, seeds: int = 3, families: Sequence[str] = PORTFOLIO_FAMILIES
+    features: Mapping[str, Sequence[str]],
+    *,
+    seeds: int = 3,
+    families: Sequence[str] = PORTFOLIO_FAMILIES,
+    group_norm: bool | str = "auto",
+    grouped: bool = False,
 ) -> list[dict[str, Any]]:
     """The ``models:`` entries of the automatic portfolio for ``features`` (modality -> folders)."""
     wanted = set(families)
@@ -67,10 +80,21 @@ def portfolio_entries(
     if features.get("audio") and features.get("text"):
         add("audio_text_fusion", "at-fusion", ["audio", "text"])
     add("attention_fusion", "attn-fusion", None)
+    if grouped and group_norm is not False:
+        for feature in all_features:
+            add("linear", f"lin-{feature}-grp", [feature + GROUP_SUFFIX])
+        every = [f + GROUP_SUFFIX for f in all_features]
+        if len(all_features) > 1:
+            add("linear", "lin-all-grp", every)
+            add("mlp", "mlp-all-grp", every)
+        elif all_features:
+            add("mlp", f"mlp-{all_features[0]}-grp", every)
     return out
 
 
-def expand_models(models: Any, features: Mapping[str, Sequence[str]], portfolio: Mapping[str, Any]) -> Any:
+def expand_models(
+    models: Any, features: Mapping[str, Sequence[str]], portfolio: Mapping[str, Any], *, grouped: bool = False
+) -> Any:
     """``models:`` as written (``auto``, or a list mixing ``auto`` with entries) -> a list of entries.
 
     Anything else is returned unchanged for the config validation to judge.
@@ -81,7 +105,7 @@ def expand_models(models: Any, features: Mapping[str, Sequence[str]], portfolio:
         return models
     explicit = [m for m in models if m != AUTO]
     explicit_ids = {(m.get("id") or m.get("name")) for m in explicit if isinstance(m, Mapping)}
-    auto = [e for e in portfolio_entries(features, **dict(portfolio)) if e["id"] not in explicit_ids]
+    auto = [e for e in portfolio_entries(features, **dict(portfolio), grouped=grouped) if e["id"] not in explicit_ids]
     out: list[Any] = []
     for item in models:
         out.extend(auto if item == AUTO else [item])

@@ -54,10 +54,14 @@ def test_frame_level_features_and_options(tmp_path: Path):
     cfg = load_config(write_config(tmp_path / "c.yaml", root, models="auto",
                                    **{"data.features": {"audio": ["fa-UTT"], "video": ["fc-FRA"]},
                                       "portfolio": {"seeds": 2, "families": ["linear", "attention_fusion"]}}))
+    grp = {"lin-fa-UTT-grp": ("linear", ["fa-UTT@group"], None), "lin-fc-FRA-grp": ("linear", ["fc-FRA@group"], None),
+           "lin-all-grp": ("linear", ["fa-UTT@group", "fc-FRA@group"], None)}  # data.group_by is set
     assert _ids(cfg) == {"lin-fa-UTT": ("linear", ["fa-UTT"], None), "lin-fc-FRA": ("linear", ["fc-FRA"], None),
-                         "lin-all": ("linear", None, None), "attn-fusion": ("attention_fusion", None, [0, 1])}
+                         "lin-all": ("linear", None, None), "attn-fusion": ("attention_fusion", None, [0, 1]), **grp}
     text = models_summary(Experiment.open(cfg, tmp_path / "wd"))
+    # dialogues of three rows are too small to normalise within: the experiment drops those runs and says why
     assert "4 run(s), 4 from models: auto" in text and "attention_fusion  fa-UTT+fc-FRA" in text
+    assert "no group-normalised runs (lin-fa-UTT-grp, lin-fc-FRA-grp, lin-all-grp): groups too small" in text
 
 
 def test_explicit_entries_mix_with_auto_and_replace_same_ids():
@@ -68,3 +72,44 @@ def test_explicit_entries_mix_with_auto_and_replace_same_ids():
     assert cfg.models[-2].params == {"C": 0.1} and cfg.models[-2].origin == "config"
     with pytest.raises(ConfigError, match="portfolio.families"):
         _cfg({"audio": ["a1"]}, "auto", portfolio={"families": ["svm"]})
+
+
+def test_group_normalised_runs_train_on_features_normalised_within_each_group(tmp_path: Path):
+    """Large groups: the @group runs stay, and their inputs are each group's own z-scores."""
+    import numpy as np
+    import pandas as pd
+
+    from mer_ensemble.data.groupnorm import SHRINK
+
+    root = write_generic(tmp_path / "d", n_train=60, n_test=24, n_pool=0)
+    labels = pd.read_csv(root / "labels.csv")
+    labels["speaker"] = [f"s{i % 4}" for i in range(len(labels))]  # 4 speakers of 21 rows, test rows included
+    labels.to_csv(root / "labels.csv", index=False)
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, models="auto", **{
+        "data.group_by": "speaker", "portfolio": {"families": ["linear"]}}))
+    exp = Experiment.open(cfg, tmp_path / "wd")
+    assert [m.run_id for m in exp.config.models][-3:] == ["lin-fa-UTT-grp", "lin-fb-UTT-grp", "lin-all-grp"]
+    assert not exp.notes
+    raw, norm = exp.dataset.features["fa-UTT"].values, exp.dataset.features["fa-UTT@group"].values
+    groups = exp.dataset.groups
+    for g in set(groups):  # a group's rows: mean shrunk towards 0, spread towards 1
+        rows = groups == g
+        a = rows.sum() / (rows.sum() + SHRINK)
+        spread = np.sqrt(a * raw[rows].var(0) + (1 - a) * raw.var(0))
+        expected_mean = (1 - a) * (raw[rows].mean(0) - raw.mean(0)) / spread
+        np.testing.assert_allclose(norm[rows].mean(0), expected_mean, atol=1e-4)
+    from mer_ensemble.training.runner import train_all
+
+    train_all(exp, run_ids=["lin-all-grp"], progress=False)
+    from mer_ensemble.store import load_runs
+
+    (run,) = load_runs(exp.workdir)
+    assert run.key == "lin-all-grp" and run.oof["emotion"].shape[1] == 3
+
+
+def test_group_suffix_on_unknown_names_is_refused(tmp_path: Path):
+    root = write_generic(tmp_path / "d")
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, models=[
+        {"name": "linear", "id": "x", "features": ["nope@group"]}]))
+    with pytest.raises(ConfigError, match="'nope@group' is neither a modality.*with or without @group"):
+        models_summary(Experiment.open(cfg, tmp_path / "wd"))

@@ -125,7 +125,7 @@ def load_dataset(cfg: Config, workdir: Path | None = None, *, use_cache: bool = 
         cand = set(_name_list(cand_path, "candidate list")["name"])
         candidates = np.array([n in cand for n in names])
     fingerprint = _fingerprint(names, table["split"].to_numpy(), labels, digests, task.to_dict())
-    return Dataset(
+    ds = Dataset(
         names=names,
         split=table["split"].to_numpy(dtype=object),
         labels=labels,
@@ -139,6 +139,10 @@ def load_dataset(cfg: Config, workdir: Path | None = None, *, use_cache: bool = 
         candidates=candidates,
         variants=variants,
     )
+    from mer_ensemble.data.groupnorm import add_group_features, derived_feature_names
+
+    add_group_features(ds, derived_feature_names(cfg))  # <feature>@group, from the features alone
+    return ds
 
 
 def _load_variants(

@@ -19,6 +19,7 @@ from typing import Any
 
 from mer_ensemble import __version__
 from mer_ensemble.config import Config, ModelSpec
+from mer_ensemble.data.groupnorm import GROUP_SUFFIX, resolve_group_item
 from mer_ensemble.errors import ConfigError
 from mer_ensemble.experiment import Experiment
 from mer_ensemble.training.jobs import JobSpec
@@ -63,7 +64,10 @@ def resolve_features(spec: ModelSpec, cfg: Config) -> list[str]:
         return all_features
     out: list[str] = []
     for item in spec.features:
-        if item in modalities:
+        derived = resolve_group_item(item, modalities)
+        if derived is not None:
+            out.extend(f for f in derived if f not in out)
+        elif item in modalities:
             out.extend(f for f in modalities[item] if f not in out)
         elif item in all_features:
             if item not in out:
@@ -71,7 +75,7 @@ def resolve_features(spec: ModelSpec, cfg: Config) -> list[str]:
         else:
             raise ConfigError(
                 f"models[{spec.run_id}].features: {item!r} is neither a modality ({', '.join(modalities)}) "
-                f"nor a feature ({', '.join(all_features)})"
+                f"nor a feature ({', '.join(all_features)}), with or without {GROUP_SUFFIX}"
             )
     return out
 
@@ -219,6 +223,7 @@ def models_summary(exp: Experiment) -> str:
     builder = JobBuilder(exp)
     n_auto = sum(1 for m in cfg.models if m.origin == "auto")
     lines = [f"models: {len(cfg.models)} run(s)" + (f", {n_auto} from models: auto" if n_auto else "")]
+    lines.extend(exp.notes)
     width = max(len(m.run_id) for m in cfg.models)
     for spec in cfg.models:
         features, targets = builder.check_spec(spec)
