@@ -224,7 +224,9 @@ class BlendConfig(_Strict):
     ``sqlite:///<workdir>/optuna.db``).
     """
 
-    methods: list[str] = Field(default_factory=lambda: ["best", "mean", "vote", "greedy", "optuna", "stacking"])
+    #: every method the choice rule compares (measured across 24 settings: docs/benchmarks.md)
+    methods: list[str] = Field(default_factory=lambda: ["best", "mean", "vote", "greedy", "subset_greedy", "topk",
+                                                        "optuna", "stacking"])
     choose: str = "auto"
     tie_se: float = Field(1.0, ge=0.0, description="methods within this many standard errors of the best tie")
     runs: list[str] | dict[str, list[str]] | None = None

@@ -56,8 +56,9 @@ class StackingBlender(Blender):
     Parameters
     ----------
     meta: ``"logreg"`` (standardised multinomial logistic regression) or ``"xgboost"``.
-    C: inverse regularisation strength of the logistic regression, or ``"auto"``: the value of
-        ``C_grid`` whose own out-of-fold predictions (over the given folds) score best.
+    C: inverse regularisation strength of the logistic regression, or ``"auto"`` (default): the
+        value of ``C_grid`` whose own out-of-fold predictions (over the given folds) score best
+        (across 24 settings C=1 lost 0.11 weighted F1 on average to the best method, auto 0.04).
     C_grid: the candidates of ``C="auto"``.
     features: ``"logprob"`` (log of probabilities floored at 1e-6) or ``"prob"``.
     meta_params: extra keyword arguments for the meta-model's constructor.
@@ -72,7 +73,7 @@ class StackingBlender(Blender):
     def __init__(
         self,
         meta: str = "logreg",
-        C: float | str = 1.0,
+        C: float | str = "auto",
         C_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0),
         features: str = "logprob",
         meta_params: dict[str, Any] | None = None,

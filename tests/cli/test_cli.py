@@ -99,7 +99,8 @@ def test_end_to_end_demo(demo, tmp_path: Path):
         assert label in result.output
     assert "nested" in result.output
     sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert sidecar["targets"]["discrete"]["method"] in ("best", "mean", "vote", "greedy", "optuna", "stacking")
+    methods = ("best", "mean", "vote", "greedy", "subset_greedy", "topk", "optuna", "stacking", "ties")
+    assert sidecar["targets"]["discrete"]["method"] in methods
     assert "nested" in sidecar["estimate"]
 
     result = invoke("validate-submission", out, "-c", config, "--workdir", wd)
