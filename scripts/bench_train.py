@@ -588,6 +588,78 @@ def bench_xgb(args: argparse.Namespace) -> None:
                   f"{test:.4f} | {m['fit_seconds']:.0f} |", flush=True)
 
 
+#: the settings ``--part parallel`` compares: (label, --jobs, train.threads)
+PARALLEL_SETTINGS = [("auto (default)", "auto", None), ("1 job x 1 thread", "1", 1), ("2 jobs x 1 thread", "2", 1),
+                     ("1 job x 2 threads", "1", 2)]
+
+
+def _train_all_wall(config: Path, workdir: Path, jobs: str, threads: int | None, models: str | None) -> float:
+    """Wall seconds of one ``train-all`` in a fresh process (raises on failure)."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "mer_ensemble", "train-all", "-c", str(config), "--workdir", str(workdir),
+           "--jobs", jobs]
+    if threads:
+        cmd += ["--set", f"train.threads={threads}"]
+    if models:
+        cmd += ["--models", models]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env={**os.environ, "MER_NO_PROGRESS": "1"}, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
+    return time.perf_counter() - start
+
+
+@part("parallel")
+def bench_parallel(args: argparse.Namespace) -> None:
+    """``train.jobs: auto`` against hand-picked jobs x threads, on the demo and at MER2024 scale."""
+    import shutil
+    import tempfile
+
+    import yaml
+
+    from mer_ensemble.config import load_config
+    from mer_ensemble.data import load_dataset
+    from mer_ensemble.data.demo import make_demo
+
+    root = Path(tempfile.mkdtemp(prefix="bench-parallel-"))
+    try:
+        sets = {
+            "demo (1,200 labelled rows, the demo config's 7 runs)": (
+                make_demo(root / "demo", layout="mer2024", seed=0), None),
+            f"MER2024 scale ({args.n:,} labelled + {args.n_pool:,} pool + {args.n_test:,} test; {args.scale_models})": (
+                Path(args.data) if args.data else make_demo(
+                    root / "scale", layout="mer2024", n_train=args.n, n_pool=args.n_pool, n_test=args.n_test,
+                    dims={"audio": args.dims[0], "text": args.dims[1], "video": args.dims[2]}, seed=0),
+                args.scale_models),
+        }
+        print("| data | setting | wall s | vs best hand-picked |")
+        print("|---|---|---:|---:|")
+        for label, (data, models) in sets.items():
+            cfg = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+            cfg["data"]["root"] = str(data)
+            cfg.pop("truth", None)
+            cfg.pop("train", None)
+            cfg["cv"] = {"folds": args.folds, "seeds": [0]}
+            config = root / "bench.yaml"
+            config.write_text(yaml.safe_dump(cfg))
+            cache = root / "cache-wd"
+            load_dataset(load_config(config), cache)  # the feature cache every setting starts from
+            walls = {}
+            for name, jobs, threads in PARALLEL_SETTINGS:
+                workdir = root / "wd"
+                shutil.rmtree(workdir, ignore_errors=True)
+                shutil.copytree(cache, workdir)
+                walls[name] = _train_all_wall(config, workdir, jobs, threads, models)
+            best = min(v for k, v in walls.items() if k != PARALLEL_SETTINGS[0][0])
+            for name, wall in walls.items():
+                print(f"| {label} | {name} | {wall:.0f} | {wall / best:.2f} |", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=sorted(PARTS), default="trainer", help="which benchmark to run")
@@ -610,6 +682,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sets", default="all",
                         help="xgb part: comma-separated data sets (MER2024 demo, MEIJU demo, EmoDB, MELD) or all")
     parser.add_argument("--workdir", default="runs/bench-real", help="real part: where the runs go")
+    parser.add_argument("--scale-models", default="linear_audio,mlp_audio,at_fusion",
+                        help="parallel part: the demo config's runs trained at MER2024 scale")
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--classes", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=32)
