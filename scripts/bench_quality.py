@@ -148,6 +148,14 @@ def bench(name: str, workdir: Path, cv_only: bool = False) -> list[list]:
     if not cv_only:
         truth, names = read_truth(truth_path, task)
         order = np.array([{n: i for i, n in enumerate(names)}[n] for n in ds.names[ds.test_rows]])
+    from mer_ensemble.store import load_runs
+
+    best = max(load_runs(wd), key=lambda r: r.manifest["combined"]["mean"])  # chosen by CV, as a team would
+    best_test = float("nan") if cv_only else task.combined(
+        {t: task.target(t).score(truth[t][order], best.test[t].argmax(1)) for t in task.target_names})
+    rows.append([f"the pipeline's best single run by CV ({best.key})",
+                 f"{best.manifest['combined']['mean']:.4f} (mean over the {folds.n_folds} validation folds)",
+                 f"{best_test:.4f}", "—"])
     features = [f for fs in cfg.data.features.values() for f in fs]
     peers: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     timing: dict[str, float] = {}

@@ -375,8 +375,10 @@ from threadpoolctl import threadpool_limits
 torch.set_num_threads(1)
 from mer_ensemble.config import load_config
 from mer_ensemble.experiment import Experiment
-from mer_ensemble.models import create_model
+from mer_ensemble.models import create_model, model_defaults
 from mer_ensemble.training.jobs import build_inputs
+# one configuration, no refit: the training both trees share (newer trees can also try candidates)
+SAME = {k: v for k, v in {"candidates": [{}], "refit": False}.items() if k in model_defaults(sys.argv[3])}
 config, workdir, family, modalities = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
 def matmul():
     a = torch.randn(1024, 1024); a @ a; best = float("inf")
@@ -396,7 +398,8 @@ with threadpool_limits(1):
         train, valid = exp.folds.split(fold)
         X = build_inputs(ds, feats, train, "utt", 64)
         model = create_model(family, targets={"discrete": 6}, feature_dims={f: ds.features[f].dim for f in feats},
-                             modalities={f: ds.features[f].modality for f in feats}, seed=fold, device="cpu")
+                             modalities={f: ds.features[f].modality for f in feats}, seed=fold, device="cpu",
+                             **SAME)
         t = time.process_time()
         model.fit(X, {"discrete": ds.labels["discrete"][train]})
         seconds = time.process_time() - t
