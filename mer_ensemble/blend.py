@@ -74,6 +74,8 @@ class TargetBlend:
     test_by_method: dict[str, np.ndarray] = field(default_factory=dict)
     #: how ``chosen`` was picked (rule, members, paired differences); see :mod:`mer_ensemble.ensemble.choice`
     choice: Any = None
+    #: method -> why it could not run with these folds (absent from ``methods`` and the choice)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -187,7 +189,7 @@ def blend_runs(
 ) -> BlendResult:
     """Blend every target of ``exp`` from its stored runs (or ``records``); score every method
     in-sample and nested; keep each method's test probabilities and the chosen one's."""
-    from mer_ensemble.ensemble import FitContext, make_blender, nested_oof_proba
+    from mer_ensemble.ensemble import FitContext, make_blender
     from mer_ensemble.ensemble.choice import TIES, choose_blend
     from mer_ensemble.store import load_runs
 
@@ -215,24 +217,24 @@ def blend_runs(
         def make(name: str) -> Any:
             return make_blender(name, class_bias=settings.class_bias, **settings.params.get(name, {}))
 
-        scored, nested_probas, finals = [], {}, {}
+        scored, nested_probas, finals, skipped = [], {}, {}, {}
         for name in settings.methods:
-            nested_proba = nested_oof_proba(lambda n=name: make(n), oof, y, folds, spec.score)
-            nested_probas[name] = nested_proba
-            labels = nested_proba.argmax(1)
-            per_fold = [float(spec.score(y[folds == k], labels[folds == k])) for k in np.unique(folds)]
             try:
-                final = make(name).fit(oof, y, folds=folds, score_fn=spec.score, context=context)
-            except _storage_errors() as exc:
-                raise BlendError(
-                    f"blend.storage {storage}: cannot write the {name} study ({_first_line(exc)}); a read-only or "
-                    "full disk? point blend.storage at a writable place"
-                ) from None
-            ins = float(spec.score(y, final.predict(oof)))
-            finals[name] = final
-            desc = final.describe()
-            desc["runs"] = [r.key for r in runs]
-            scored.append(MethodScore(name, ins, float(spec.score(y, labels)), per_fold, desc))
+                fitted = _score_method(make, name, oof, y, folds, spec.score, context, storage)
+            except _StorageFailure:
+                raise
+            except BlendError as exc:  # e.g. stacking with 2 folds: its nested fits see one fold id
+                skipped[name] = str(exc)
+                continue
+            final, nested_proba, method_score = fitted
+            nested_probas[name], finals[name] = nested_proba, final
+            method_score.description["runs"] = [r.key for r in runs]
+            scored.append(method_score)
+        if not scored:
+            detail = "; ".join(f"{m}: {why}" for m, why in skipped.items())
+            raise BlendError(f"blend ({target}): no method could run with the folds given ({detail})")
+        if settings.choose in skipped:
+            raise BlendError(f"blend.choose: {settings.choose} cannot run on {target}: {skipped[settings.choose]}")
         test_by_method = {name: final.predict_proba(test) for name, final in finals.items()}
         choice = choose_blend({m.method: m.nested for m in scored}, {m.method: m.nested_folds for m in scored},
                               rule=settings.choose, n_se=settings.tie_se)
@@ -257,11 +259,37 @@ def blend_runs(
             y=y,
             test_by_method=test_by_method,
             choice=choice,
+            skipped=skipped,
         )
     chosen = {t: next(m for m in b.methods if m.method == b.chosen) for t, b in result.targets.items()}
     result.combined_nested = ds.task.combined({t: m.nested for t, m in chosen.items()})
     result.combined_in_sample = ds.task.combined({t: m.in_sample for t, m in chosen.items()})
     return result
+
+
+def _score_method(
+    make: Any, name: str, oof: np.ndarray, y: np.ndarray, folds: np.ndarray, score: Any, context: Any, storage: str
+) -> tuple[Any, np.ndarray, MethodScore]:
+    """One method fitted on all OOF rows ``oof`` ``(n_runs, n, C)`` and scored nested; its
+    nested probabilities ``(n, C)``. A :class:`BlendError` means the method cannot run here."""
+    from mer_ensemble.ensemble import nested_oof_proba
+
+    nested_proba = nested_oof_proba(lambda: make(name), oof, y, folds, score)
+    labels = nested_proba.argmax(1)
+    per_fold = [float(score(y[folds == k], labels[folds == k])) for k in np.unique(folds)]
+    try:
+        final = make(name).fit(oof, y, folds=folds, score_fn=score, context=context)
+    except _storage_errors() as exc:
+        raise _StorageFailure(
+            f"blend.storage {storage}: cannot write the {name} study ({_first_line(exc)}); a read-only or "
+            "full disk? point blend.storage at a writable place"
+        ) from None
+    ins = float(score(y, final.predict(oof)))
+    return final, nested_proba, MethodScore(name, ins, float(score(y, labels)), per_fold, final.describe())
+
+
+class _StorageFailure(BlendError):
+    """The Optuna storage cannot be written: fatal for the whole blend, never a skipped method."""
 
 
 def _sidecar(exp: Experiment, result: BlendResult, stamp: str) -> dict[str, Any]:
@@ -279,6 +307,7 @@ def _sidecar(exp: Experiment, result: BlendResult, stamp: str) -> dict[str, Any]
                 "runs": tb.runs,
                 "chosen": next(m.description for m in tb.methods if m.method == tb.chosen),
                 "rule": None if tb.choice is None else tb.choice.text(),
+                "skipped": dict(tb.skipped),
                 "paired_differences": None if tb.choice is None else {
                     e.method: {"diff": e.diff, "se": e.se, "tied": e.tied} for e in tb.choice.evidence},
                 "scores": {

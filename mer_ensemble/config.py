@@ -49,13 +49,23 @@ class DataConfig(_Strict):
     targets: list[str] | None = None
     group_by: str | None = None
     classes: dict[str, list[str]] = Field(default_factory=dict)
-    feature_root: str | None = None
+    feature_root: str | list[str] | None = Field(
+        None, description="folder(s) holding the feature folders, searched in order (default <root>/features); "
+        "e.g. MEIJU Track 1: [Annotation/features, NoAnnotation/features]",
+    )
     label_file: str | None = None
     test_file: str | None = None
     pool_file: str | None = None
     candidate_file: str | None = None
     train_splits: list[Literal["train", "dev"]] = Field(default_factory=lambda: ["train", "dev"])
     max_frames: int = Field(64, ge=1)
+
+    @field_validator("feature_root")
+    @classmethod
+    def _roots_not_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty list; name at least one folder or leave the key out")
+        return value
     cache: bool = True
     noise_variants: dict[str, list[str]] = Field(
         default_factory=dict,

@@ -27,6 +27,8 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "file_mode",
+    "follow_umask",
     "read_json",
     "read_npy",
     "open_npz",
@@ -51,12 +53,40 @@ def writing(path: str | Path) -> Iterator[None]:
         raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``/proc``), else
+    by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: ``0o666`` less the umask."""
+    return 0o666 & ~_current_umask()
+
+
+def follow_umask(fd: int) -> None:
+    """Give a ``mkstemp`` file (always ``0o600``) the mode an ordinary new file gets, so
+    files users keep (submissions, sidecars, reports) are as readable as their other files."""
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, file_mode())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file beside it; the file follows the umask."""
     path = Path(path)
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            follow_umask(fd)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()

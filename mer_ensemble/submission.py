@@ -269,7 +269,7 @@ def _zip_bytes(entry: str, payload: bytes) -> bytes:
 
 def _write_all_atomically(payloads: Mapping[Path, bytes]) -> None:
     """Write every payload to a temporary file beside its target, then rename each into place."""
-    from mer_ensemble.io import writing
+    from mer_ensemble.io import follow_umask, writing
 
     temps: dict[Path, str] = {}
     try:
@@ -278,6 +278,7 @@ def _write_all_atomically(payloads: Mapping[Path, bytes]) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
                 temps[target] = tmp
+                follow_umask(fd)
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
                     handle.flush()

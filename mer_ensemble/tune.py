@@ -424,6 +424,8 @@ def write_tuned_config(cfg: Config, out: Path, entry: Mapping[str, Any], overrid
     for key in ("root", "feature_root"):
         if isinstance(data.get(key), str):
             data[key] = _rebase(data[key], old_dir, new_dir)
+        elif isinstance(data.get(key), list):
+            data[key] = [_rebase(str(v), old_dir, new_dir) for v in data[key]]
     for split, path in (raw.get("truth") or {}).items():
         raw["truth"][split] = _rebase(path, old_dir, new_dir)
     models = [m for m in raw.get("models") or [] if (m.get("id") or m.get("name")) != entry["id"]]

@@ -85,3 +85,21 @@ def test_methods_within_noise_are_averaged_and_the_rule_is_recorded(trained: Exp
     assert set(target["paired_differences"]) == {"best", "greedy", "optuna"}
     narrow = blend_runs(trained, choose="highest")
     assert all(tb.chosen in {"best", "greedy", "optuna"} for tb in narrow.targets.values())
+
+
+def test_a_method_that_cannot_run_with_two_folds_is_skipped_with_its_reason(tmp_path: Path):
+    from mer_ensemble.errors import BlendError
+
+    root = write_generic(tmp_path / "d")
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, models=MODELS, **{"cv.folds": 2},
+                                   blend={"methods": ["mean", "stacking"]}))
+    exp = Experiment.open(cfg, tmp_path / "wd")
+    train_all(exp, progress=False)
+    result = blend_runs(exp)
+    for tb in result.targets.values():
+        assert [m.method for m in tb.methods] == ["mean"] and tb.chosen == "mean"
+        assert "folds hold 1 distinct fold id(s)" in tb.skipped["stacking"]
+    with pytest.raises(BlendError, match=r"no method could run .*stacking: folds hold 1 distinct"):
+        blend_runs(exp, methods=["stacking"])
+    with pytest.raises(BlendError, match=r"blend.choose: stacking cannot run"):
+        blend_runs(exp, choose="stacking")

@@ -7,6 +7,7 @@ inside the command bodies so that ``--help`` answers instantly.
 from __future__ import annotations
 
 from mer_ensemble.cli import blend as _blend  # noqa: F401,E402
+from mer_ensemble.cli import corrupt as _corrupt  # noqa: F401,E402
 from mer_ensemble.cli import data as _data  # noqa: F401,E402
 from mer_ensemble.cli import demo as _demo  # noqa: F401,E402
 from mer_ensemble.cli import extract as _extract  # noqa: F401,E402

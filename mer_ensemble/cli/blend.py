@@ -81,6 +81,9 @@ def blend_cli(
     result = blend_runs(exp, choose=method)
     typer.echo(render_blend_table(result))
     for target, tb in result.targets.items():
+        for method, why in tb.skipped.items():
+            reason = why if why.startswith(f"{method}:") else f"{method}: {why}"
+            typer.echo(f"skipped ({target}): {reason}")
         if tb.choice is not None:
             typer.echo(f"rule ({target}): {tb.choice.text()}")
     chosen = {t: tb.chosen for t, tb in result.targets.items()}

@@ -21,7 +21,7 @@ import pandas as pd
 from mer_ensemble.errors import DataError
 from mer_ensemble.names import check_name, strip_extension
 
-__all__ = ["read_generic", "read_layout", "read_meiju", "read_mer2024"]
+__all__ = ["MEIJU_LISTS", "read_generic", "read_layout", "read_meiju", "read_mer2024"]
 
 _SPLITS = {"train", "dev", "unlabeled", "test"}
 _SPLIT_ALIASES = {"valid": "dev", "validation": "dev", "val": "dev", "unlabelled": "unlabeled", "pool": "unlabeled"}
@@ -82,6 +82,53 @@ def _name_list(path: Path, what: str) -> pd.DataFrame:
     return pd.DataFrame({"name": names})
 
 
+#: what the organisers' files look like, added to the error for a list that is missing
+_HINTS = {
+    ("mer2024", "train"): "MER2024 ships label-disdim.csv (name,discrete,valence); set data.label_file to it",
+    ("mer2024", "test"): (
+        "MER2024 ships no test list: the test set is hidden in the unlabelled videos with a candidate list "
+        "`name,discrete` (placeholder labels, one row per candidate); set data.test_file to it"
+    ),
+    ("mer2024", "unlabeled"): (
+        "a pool list is a CSV with a name column or one name per line (the unlabelled videos); "
+        "set data.pool_file to it, or leave the key out to train without a pool"
+    ),
+    ("meiju", "train"): (
+        "MEIJU ships Training_files.txt (lines `<file.mp4> <emotion> <intent>`) or a CSV with FileName "
+        "(or name), emotion, intent; set data.label_file to it"
+    ),
+    ("meiju", "test"): (
+        "MEIJU ships Testing_files.txt (one `<file.mp4>` per line) or a CSV such as English_Testing_files.csv "
+        "with a FileName column; set data.test_file to it"
+    ),
+    ("meiju", "unlabeled"): (
+        "Track 1's pool is NoAnnotation/transcription.csv (name,sentence) or a list of one file per line; "
+        "set data.pool_file to it, or leave the key out to train without a pool"
+    ),
+}
+_KEYS = {"train": "data.label_file", "test": "data.test_file", "unlabeled": "data.pool_file"}
+
+
+def _list_path(
+    root: Path, configured: str | None, defaults: Sequence[str], split: str, layout: str, *, required: bool = True
+) -> Path | None:
+    """The list file of ``split``: the configured one (which must exist) or the first default
+    found; None for an optional list that is absent. Errors name the key to set and what the
+    organisers' file looks like."""
+    key, hint = _KEYS.get(split, "data.root"), _HINTS.get((layout, split), "")
+    if configured:
+        path = root / configured
+        if not path.is_file():
+            raise DataError(f"{key}: {path} not found; {hint}")
+        return path
+    for name in defaults:
+        if (root / name).is_file():
+            return root / name
+    if required:
+        raise DataError(f"{key}: not set and none of {list(defaults)} found in {root}; {hint}")
+    return None
+
+
 def read_mer2024(
     root: Path,
     *,
@@ -91,30 +138,28 @@ def read_mer2024(
     pool_file: str | None = None,
     group_by: str | None = None,
 ) -> pd.DataFrame:
-    """MER2024: ``label-disdim.csv`` (name, discrete[, valence]), a test name list and an optional pool list.
+    """MER2024: ``label-disdim.csv`` (name, discrete[, valence]), a test name list (the
+    organisers' candidate list ``name,discrete`` works: its placeholder labels are ignored)
+    and an optional pool list.
 
     Test names listed in the pool are kept as test rows only (MER2024 hides the
     test set inside the unlabelled pool).
     """
-    label_path = root / (label_file or _first_existing(root, ["label-disdim.csv", "label-train.csv"]))
+    label_path = _list_path(root, label_file, ["label-disdim.csv", "label-train.csv"], "train", "mer2024")
     labels = _read_csv(label_path, ["name", *targets], "label")
     frames = [_table(labels, "train", targets, group_by, label_path)]
-    test_path = root / (test_file or _first_existing(root, ["test-names.csv", "test-names.txt", "test.csv"]))
+    test_path = _list_path(
+        root, test_file, ["test-names.csv", "test-names.txt", "test.csv", "candidate-names.csv"], "test", "mer2024"
+    )
     test = _name_list(test_path, "test name list")
     frames.append(_table(test, "test", targets, group_by, test_path, labelled=False))
-    if pool_file or (root / "pool-names.csv").is_file():
-        pool_path = root / (pool_file or "pool-names.csv")
+    pool_path = _list_path(root, pool_file, ["pool-names.csv", "pool-names.txt"], "unlabeled", "mer2024",
+                           required=False)
+    if pool_path is not None:
         pool = _name_list(pool_path, "pool name list")
-        pool = pool[~pool["name"].isin(set(test["name"]))]
+        pool = pool[~pool["name"].isin(set(test["name"]) | set(labels["name"]))]
         frames.append(_table(pool, "unlabeled", targets, group_by, pool_path, labelled=False))
     return pd.concat(frames, ignore_index=True)
-
-
-def _first_existing(root: Path, candidates: Sequence[str]) -> str:
-    for name in candidates:
-        if (root / name).is_file():
-            return name
-    raise DataError(f"{root}: none of {list(candidates)} found; set data.label_file / data.test_file")
 
 
 def _table(
@@ -138,66 +183,102 @@ def _table(
     return out
 
 
-def _meiju_split_file(path: Path, split: str, targets: Sequence[str]) -> pd.DataFrame:
+def _meiju_txt(path: Path, split: str, targets: Sequence[str]) -> pd.DataFrame:
+    """A MEIJU text list: lines ``<file.ext> <emotion> <intent>`` (labelled splits) or ``<file.ext>``."""
+    labelled = split in ("train", "dev")
     rows = []
     for lineno, line in _read_lines(path):
         parts = line.split()
-        if split in ("train", "dev") and len(parts) < 1 + len(targets):
+        if labelled and len(parts) < 1 + len(targets):
             raise DataError(
                 f"{path}, line {lineno}: expected '<file> {' '.join('<' + t + '>' for t in targets)}', got {line!r}"
             )
         name = check_name(strip_extension(parts[0]), f"{path}, line {lineno}")
         row = {"name": name, "split": split}
         for i, t in enumerate(targets):
-            row[t] = parts[1 + i] if split in ("train", "dev") and len(parts) > 1 + i else None
+            row[t] = parts[1 + i] if labelled and len(parts) > 1 + i else None
         rows.append(row)
     return pd.DataFrame(rows, columns=["name", "split", *targets])
+
+
+def _meiju_list(path: Path, split: str, targets: Sequence[str]) -> pd.DataFrame:
+    """Any MEIJU list, by its suffix: a CSV (FileName or name column, optional sentence,
+    emotion, intent) or a text list (:func:`_meiju_txt`)."""
+    if path.suffix.lower() != ".csv":
+        return _meiju_txt(path, split, targets)
+    labelled = split in ("train", "dev")
+    df = _read_csv_any_name(path, targets if labelled else (), split)
+    return _table(df, split, targets, None, path, labelled=labelled)
+
+
+#: where the meiju layout looks for each list, in order, relative to ``data.root``
+#: (Track 1 keeps the labelled lists in ``Annotation/`` and the pool in ``NoAnnotation/``)
+MEIJU_LISTS = {
+    "train": ["Training_files.txt", "Training.csv", "Training_transcription.csv", "train.csv"],
+    "dev": ["Validation_files.txt", "Validation.csv", "Validation_transcription.csv", "valid.csv"],
+    "test": ["Testing_files.txt", "English_Testing_files.csv", "Mandarin_Testing_files.csv", "Testing.csv",
+             "Testing_transcription.csv", "test.csv"],
+    "unlabeled": ["NoAnnotation_files.txt", "NoAnnotation/transcription.csv", "NoAnnotation_transcription.csv"],
+}
+
+
+def _meiju_defaults(split: str) -> list[str]:
+    names = MEIJU_LISTS[split]
+    inside = [f"Annotation/{n}" for n in names if "/" not in n] if split != "unlabeled" else []
+    return [*names, *inside]
 
 
 def read_meiju(
     root: Path,
     *,
     targets: Sequence[str] = ("emotion", "intent"),
+    label_file: str | None = None,
+    test_file: str | None = None,
     pool_file: str | None = None,
 ) -> pd.DataFrame:
-    """MEIJU@2025: ``Training_files.txt`` / ``Validation_files.txt`` / ``Testing_files.txt``
-    (lines ``<file.ext> <emotion> <intent>``) or the official CSVs (FileName, sentence,
-    emotion, intent), plus an unlabelled list (``NoAnnotation_files.txt`` by default)."""
-    sources = {
-        "train": ["Training_files.txt", "Training.csv", "train.csv"],
-        "dev": ["Validation_files.txt", "Validation.csv", "valid.csv"],
-        "test": ["Testing_files.txt", "Testing.csv", "test.csv"],
-    }
+    """MEIJU@2025, each list a text file (lines ``<file.ext> <emotion> <intent>``; test and
+    pool lines carry only the file) or a CSV (``FileName`` or ``name`` holding ``<name>.mp4``,
+    optional ``sentence``, ``emotion``, ``intent``), in any mix.
+
+    ``label_file`` / ``test_file`` / ``pool_file`` (relative to ``root``) override the lists
+    found by name (:data:`MEIJU_LISTS`, also under ``Annotation/``); the validation list is
+    read when present. Without a pool list the pool is empty (``check`` says so). Pool names
+    that another list holds stay in that list only.
+    """
     frames = []
-    for split, names in sources.items():
-        found = next((root / n for n in names if (root / n).is_file()), None)
-        if found is None:
-            if split == "dev":
-                continue
-            raise DataError(f"{root}: no {split} list found; expected one of {names}")
-        if found.suffix == ".csv":
-            df = _read_csv_any_name(found, targets if split != "test" else ())
-            frames.append(_table(df, split, targets, None, found, labelled=split != "test"))
-        else:
-            frames.append(_meiju_split_file(found, split, targets))
-    pool_path = root / (pool_file or "NoAnnotation_files.txt")
-    if pool_file or pool_path.is_file():
-        pool = _name_list(pool_path, "unlabelled list")
-        frames.append(_table(pool, "unlabeled", targets, None, pool_path, labelled=False))
+    train_path = _list_path(root, label_file, _meiju_defaults("train"), "train", "meiju")
+    frames.append(_meiju_list(train_path, "train", targets))
+    dev_path = _list_path(root, None, _meiju_defaults("dev"), "dev", "meiju", required=False)
+    if dev_path is not None and dev_path != train_path:
+        frames.append(_meiju_list(dev_path, "dev", targets))
+    test_path = _list_path(root, test_file, _meiju_defaults("test"), "test", "meiju")
+    frames.append(_meiju_list(test_path, "test", targets))
+    pool_path = _list_path(root, pool_file, _meiju_defaults("unlabeled"), "unlabeled", "meiju", required=False)
+    if pool_path is not None:
+        pool = _meiju_list(pool_path, "unlabeled", targets)
+        listed = set(pd.concat(frames)["name"])
+        frames.append(pool[~pool["name"].isin(listed)])
     return pd.concat(frames, ignore_index=True)
 
 
-def _read_csv_any_name(path: Path, targets: Sequence[str]) -> pd.DataFrame:
+_NAME_COLUMNS = ("FileName", "filename", "file_name", "file", "name")
+
+
+def _read_csv_any_name(path: Path, targets: Sequence[str], split: str = "train") -> pd.DataFrame:
+    """A CSV whose names sit in ``FileName`` (or another of :data:`_NAME_COLUMNS`, any case),
+    extension stripped once; target columns matched case-insensitively."""
     df = _load_csv(path)
-    for col in ("FileName", "filename", "file", "name"):
-        if col in df.columns:
-            df["name"] = _clean_names(df[col].tolist(), path, [i + 2 for i in range(len(df))])
-            break
-    else:
+    lower = {c.lower(): c for c in df.columns}
+    column = next((lower[c.lower()] for c in _NAME_COLUMNS if c.lower() in lower), None)
+    if column is None:
         raise DataError(f"{path}: missing a name column (FileName or name); found {list(df.columns)}")
+    df["name"] = _clean_names(df[column].tolist(), path, [i + 2 for i in range(len(df))])
+    for t in targets:
+        if t not in df.columns and t.lower() in lower:
+            df[t] = df[lower[t.lower()]]
     missing = [t for t in targets if t not in df.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
+        raise DataError(f"{path}: missing column(s) {missing} for the {split} rows; found {list(df.columns)}")
     return df
 
 
@@ -234,7 +315,10 @@ def read_layout(layout: str, root: Path, *, targets: Sequence[str], **kwargs) ->
     if layout == "mer2024":
         table = read_mer2024(root, targets=targets, **kwargs)
     elif layout == "meiju":
-        table = read_meiju(root, targets=targets, pool_file=kwargs.get("pool_file"))
+        table = read_meiju(
+            root, targets=targets, label_file=kwargs.get("label_file"), test_file=kwargs.get("test_file"),
+            pool_file=kwargs.get("pool_file"),
+        )
         if kwargs.get("group_by"):
             raise DataError("data.group_by is not supported by the meiju layout (it has no group column)")
     elif layout == "generic":

@@ -29,7 +29,11 @@ def dataset_problems(ds: Dataset, folds: Folds | None = None) -> list[str]:
         if (std == 0).all():
             problems.append(f"feature {name}: constant over the labelled rows")
     if len(ds.pool_rows) == 0:
-        problems.append("no unlabelled pool: pseudo-labelling has nothing to work on")
+        problems.append(
+            "no unlabelled pool: no pool list was read, so pseudo-labelling has nothing to work on; "
+            "set data.pool_file to the unlabelled list (MEIJU Track 1: NoAnnotation/transcription.csv; "
+            "MER2024: the unlabelled names)"
+        )
     return problems
 
 

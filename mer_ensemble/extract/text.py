@@ -30,6 +30,7 @@ from mer_ensemble.extract._common import (
     resolve_layers,
     sum_hidden_layers,
 )
+from mer_ensemble.names import check_name, strip_extension
 
 __all__ = ["DEFAULT_MAX_TOKENS", "TextExtractor", "read_texts", "sentence_transformer_defaults"]
 
@@ -38,14 +39,16 @@ _ST_POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cl
 
 
 def read_texts(path: str | Path, name_column: str = "name", text_column: str = "text") -> list[Item]:
-    """One item per CSV row: ``Item(name, text)``; the text is kept verbatim (checked when loaded)."""
+    """One item per CSV row: ``Item(name, text)``; the name loses one media extension as the
+    layouts strip it (``Track1_Training_00001.mp4`` → ``Track1_Training_00001``), the text is
+    kept verbatim (checked when loaded)."""
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"text input CSV not found: {path}")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read the text CSV {path}: {exc}") from exc
     missing = [c for c in (name_column, text_column) if c not in table.columns]
@@ -54,8 +57,9 @@ def read_texts(path: str | Path, name_column: str = "name", text_column: str = "
             f"{path} has no column {', '.join(repr(c) for c in missing)}; found {', '.join(map(str, table.columns))} "
             "(choose them with --name-column / --text-column)"
         )
-    return [
-        Item(str(name).strip(), str(text)) for name, text in zip(table[name_column], table[text_column], strict=True)
+    return [  # a name is the file name without one media extension (MEIJU's FileName holds <name>.mp4)
+        Item(check_name(strip_extension(str(name).strip()), f"{path}, line {line}"), str(text))
+        for line, (name, text) in enumerate(zip(table[name_column], table[text_column], strict=True), start=2)
     ]
 
 

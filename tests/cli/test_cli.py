@@ -26,6 +26,7 @@ COMMANDS = [
     "score",
     "demo-data",
     "extract",
+    "corrupt",
     "tune",
     "report",
 ]

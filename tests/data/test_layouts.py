@@ -194,3 +194,68 @@ def test_names_that_could_escape_a_feature_folder_are_refused(tmp_path: Path, ba
     with pytest.raises(DataError, match=rf"^{path}, line {line}: name .* a name must be a plain file name") as err:
         read_layout(layout, root, targets=targets, **kwargs)
     assert "\n" not in str(err.value)
+
+
+def test_meiju_lists_in_any_mix_and_configured_keys(tmp_path: Path):
+    from mer_ensemble.data.layouts import read_layout
+
+    root = tmp_path / "meiju"
+    (root / "Annotation").mkdir(parents=True)
+    (root / "NoAnnotation").mkdir()
+    # official transcription CSV with labels (FileName holds <name>.mp4; columns in any case)
+    pd.DataFrame({"FileName": ["Track1_Training_00001.mp4", "Track1_Training_00002.mp4"], "sentence": ["a", "b"],
+                  "Emotion": ["happy", "sad"], "Intent": ["agreeing", "neutral"]}).to_csv(
+        root / "Annotation" / "Training_transcription.csv", index=False)
+    (root / "Annotation" / "Validation_files.txt").write_text("Track1_Validation_00001.mp4 fear agreeing\n")
+    pd.DataFrame({"FileName": ["Track1_Testing_00001.mp4"]}).to_csv(
+        root / "Annotation" / "English_Testing_files.csv", index=False)
+    pd.DataFrame({"name": ["Track1_NoAnnotation_00001.mp4", "Track1_Testing_00001.mp4"], "sentence": ["x", "y"]}
+                 ).to_csv(root / "NoAnnotation" / "transcription.csv", index=False)
+    table = read_layout("meiju", root, targets=["emotion", "intent"])  # every list found by its official name
+    assert table.set_index("name")["split"].to_dict() == {
+        "Track1_Training_00001": "train", "Track1_Training_00002": "train", "Track1_Validation_00001": "dev",
+        "Track1_Testing_00001": "test", "Track1_NoAnnotation_00001": "unlabeled"}
+    assert table["emotion"].tolist()[:3] == ["happy", "sad", "fear"]
+    # configured keys win over the names found: a txt label list, the CSV test list, a txt pool
+    (root / "my_train.txt").write_text("clip_1.mp4 happy questioning\nclip_2.avi anger wishing\n")
+    (root / "pool.txt").write_text("Track1_NoAnnotation_00009.mp4\n")
+    table = read_layout("meiju", root, targets=["emotion", "intent"], label_file="my_train.txt",
+                        test_file="Annotation/English_Testing_files.csv", pool_file="pool.txt")
+    assert table.loc[table["split"] == "train", "name"].tolist() == ["clip_1", "clip_2"]
+    assert table.loc[table["split"] == "unlabeled", "name"].tolist() == ["Track1_NoAnnotation_00009"]
+    with pytest.raises(DataError, match=r"^data.test_file: .*nowhere.csv not found; MEIJU ships Testing_files.txt"):
+        read_layout("meiju", root, targets=["emotion", "intent"], test_file="nowhere.csv")
+    (root / "Annotation" / "English_Testing_files.csv").unlink()
+    with pytest.raises(DataError, match=r"^data.test_file: not set and none of .*English_Testing_files.csv"):
+        read_layout("meiju", root, targets=["emotion", "intent"])
+    pd.DataFrame({"FileName": ["a.mp4"], "sentence": ["s"]}).to_csv(root / "nolabels.csv", index=False)
+    with pytest.raises(DataError, match=r"nolabels.csv: missing column\(s\) \['emotion', 'intent'\] for the train"):
+        read_layout("meiju", root, targets=["emotion", "intent"], label_file="nolabels.csv", test_file="pool.txt")
+
+
+def test_mer2024_candidate_list_is_a_test_list(tmp_path: Path):
+    from mer_ensemble.data.layouts import read_mer2024
+
+    root = tmp_path / "mer"
+    root.mkdir()
+    pd.DataFrame({"name": ["s1", "s2"], "discrete": ["happy", "sad"]}).to_csv(root / "label-disdim.csv", index=False)
+    pd.DataFrame({"name": ["t1", "p1"], "discrete": ["neutral", "neutral"]}).to_csv(root / "cand.csv", index=False)
+    (root / "pool.txt").write_text("t1.mp4\np1.mp4\np2.mp4\n")
+    table = read_mer2024(root, targets=["discrete"], test_file="cand.csv", pool_file="pool.txt")
+    assert table.set_index("name")["split"].to_dict() == {"s1": "train", "s2": "train", "t1": "test", "p1": "test",
+                                                           "p2": "unlabeled"}
+    assert table.loc[table["split"] == "test", "discrete"].isna().all()  # placeholder labels are not read
+    with pytest.raises(DataError, match=r"^data.test_file: not set .* candidate list `name,discrete`"):
+        read_mer2024(root, targets=["discrete"])
+
+
+def test_text_extraction_names_lose_one_media_extension(tmp_path: Path):
+    from mer_ensemble.extract.text import read_texts
+
+    path = tmp_path / "Training_transcription.csv"
+    path.write_bytes(b"\xef\xbb\xbfFileName,sentence\nTrack1_Training_00001.mp4,hi\nclip.v2.wav,yo\n")
+    items = read_texts(path, name_column="FileName", text_column="sentence")
+    assert [i.name for i in items] == ["Track1_Training_00001", "clip.v2"]
+    path.write_text("FileName,sentence\n../x.mp4,hi\n")
+    with pytest.raises(DataError, match=r"line 2: name '../x'"):
+        read_texts(path, name_column="FileName", text_column="sentence")
