@@ -244,7 +244,7 @@ def blend_runs(
             test_by_method[TIES] = np.mean([test_by_method[m] for m in members], axis=0)
             in_sample = np.mean([finals[m].predict_proba(oof) for m in members], axis=0)
             labels = nested_probas[TIES].argmax(1)
-            per_fold = [float(spec.score(y[folds == k], labels[folds == k])) for k in np.unique(folds)]
+            per_fold = _fold_scores(spec.score, y, labels, folds)
             desc = {"blender": TIES, "members": members, "runs": [r.key for r in runs]}
             scored.append(MethodScore(TIES, float(spec.score(y, in_sample.argmax(1))),
                                       float(spec.score(y, labels)), per_fold, desc))
@@ -276,7 +276,7 @@ def _score_method(
 
     nested_proba = nested_oof_proba(lambda: make(name), oof, y, folds, score)
     labels = nested_proba.argmax(1)
-    per_fold = [float(score(y[folds == k], labels[folds == k])) for k in np.unique(folds)]
+    per_fold = _fold_scores(score, y, labels, folds)
     try:
         final = make(name).fit(oof, y, folds=folds, score_fn=score, context=context)
     except _storage_errors() as exc:
@@ -286,6 +286,11 @@ def _score_method(
         ) from None
     ins = float(score(y, final.predict(oof)))
     return final, nested_proba, MethodScore(name, ins, float(score(y, labels)), per_fold, final.describe())
+
+
+def _fold_scores(score: Any, y: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> list[float]:
+    """``score`` of ``labels`` against ``y`` on each fold's rows, in fold-id order."""
+    return [float(score(y[folds == k], labels[folds == k])) for k in np.unique(folds)]
 
 
 class _StorageFailure(BlendError):
