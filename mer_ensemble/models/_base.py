@@ -126,13 +126,14 @@ class MerModel(ABC):
         features (for noise-robust training); ``groups``/``val_candidates`` steer inner splits
         (see :class:`FitData`). Checks the inputs and labels, then calls the family's ``_fit``,
         which records in ``selected_`` what it chose inside the fold. Returns ``self``."""
-        n = check_inputs(X, self.feature_dims, self.name)
+        raw = getattr(self, "raw_inputs", ())
+        n = check_inputs(X, self.feature_dims, self.name, raw)
         labels = check_labels(y, self.targets, n, self.name)
         if (X_val is None) != (y_val is None):
             raise DataError(f"model {self.name!r}: give X_val and y_val together")
         val_labels = None
         if X_val is not None:
-            n_val = check_inputs(X_val, self.feature_dims, self.name)
+            n_val = check_inputs(X_val, self.feature_dims, self.name, raw)
             val_labels = check_labels(y_val, self.targets, n_val, self.name)
         for what, arr in (("groups", groups), ("val_candidates", val_candidates)):
             if arr is not None and len(arr) != n:

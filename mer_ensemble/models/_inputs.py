@@ -17,6 +17,8 @@ from mer_ensemble.data.dataset import Frames
 from mer_ensemble.errors import DataError, ModelError
 
 __all__ = [
+    "RAW_AUDIO",
+    "RAW_TEXT",
     "VARIANT_MARK",
     "as_frames",
     "check_inputs",
@@ -30,6 +32,10 @@ __all__ = [
     "subset_rows",
     "variant_key",
 ]
+
+#: reserved input keys of raw inputs: ``(n,)`` object arrays of texts / audio file paths (None where missing)
+RAW_TEXT = "raw:text"
+RAW_AUDIO = "raw:audio"
 
 #: reserved input keys ``<input>@variant<j>``: a noisy variant of input ``<input>`` for the same rows
 VARIANT_MARK = "@variant"
@@ -70,13 +76,22 @@ def _shape_of(feature: str, value: Any) -> tuple[int, int]:
     return int(arr.shape[0]), int(arr.shape[1])
 
 
-def check_inputs(X: Mapping[str, Any], feature_dims: Mapping[str, int], model: str) -> int:
-    """Check that ``X`` holds every feature of ``feature_dims`` with its dimension and that
-    all features have the same number of rows; returns that number ``n``."""
-    missing = [f for f in feature_dims if f not in X]
+def check_inputs(X: Mapping[str, Any], feature_dims: Mapping[str, int], model: str,
+                 raw: Sequence[str] = ()) -> int:
+    """Check that ``X`` holds every feature of ``feature_dims`` with its dimension, and the raw
+    inputs ``raw`` (``"text"``, ``"audio"``) under ``raw:<name>`` as ``(n,)`` arrays, all with the
+    same number of rows; returns that number ``n``."""
+    missing = [f for f in feature_dims if f not in X] + [f"raw:{r}" for r in raw if f"raw:{r}" not in X]
     if missing:
         raise DataError(f"model {model!r}: inputs lack feature(s) {missing}; given: {sorted(X)}")
     rows: dict[str, int] = {}
+    for key in (f"raw:{r}" for r in raw):
+        shape = np.shape(X[key])
+        if len(shape) != 1:
+            raise DataError(f"model {model!r}: raw input {key!r} must be an (n,) array, got shape {shape}")
+        rows[key] = int(shape[0])
+    if not feature_dims and not rows:
+        raise DataError(f"model {model!r}: no input features given")
     for feature, dim in feature_dims.items():
         n, d = _shape_of(feature, X[feature])
         if d != dim:
