@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mer_ensemble.errors import ExtractError
 
-__all__ = ["TINY_CHECKPOINTS", "save_tiny_checkpoint"]
+__all__ = ["TINY_CHECKPOINTS", "TINY_MAX_TOKENS", "TINY_WORDS", "save_tiny_checkpoint"]
 
 HIDDEN = 32
 
@@ -30,6 +30,40 @@ def _hubert(folder: Path, layers: int) -> None:
     config = HubertConfig(**_speech_config(layers, "layer"), do_stable_layer_norm=True)
     HubertModel(config).eval().save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True, do_normalize=True).save_pretrained(folder)
+
+
+#: whole words of the tiny BERT's vocabulary (any other ASCII text splits into characters)
+TINY_WORDS = (
+    "i you we they it is are was not no yes very so really and or but the a to of in on at this that what why "
+    "how good great happy glad love fun joy wonderful nice sad sorry cry lost miss alone angry hate mad stupid "
+    "awful scared afraid fear help wow surprise really oh okay fine well maybe know think see go come get"
+).split()
+TINY_MAX_TOKENS = 64
+
+
+def _bert(folder: Path, layers: int) -> None:
+    """A BERT encoder with a word-piece vocabulary of :data:`TINY_WORDS`, letters, digits and
+    punctuation (``##``-continuations included, so every ASCII text tokenizes), at most
+    :data:`TINY_MAX_TOKENS` tokens."""
+    import string
+
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    pieces = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS, *pieces, *(f"##{p}" for p in pieces)]
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    config = BertConfig(vocab_size=len(dict.fromkeys(vocab)), hidden_size=HIDDEN, num_hidden_layers=layers,
+                        num_attention_heads=2, intermediate_size=2 * HIDDEN, max_position_embeddings=TINY_MAX_TOKENS)
+    BertModel(config).eval().save_pretrained(folder)
+    import inspect
+
+    tokens = list(dict.fromkeys(vocab))
+    if "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters:  # transformers >= 5
+        tokenizer = BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, model_max_length=TINY_MAX_TOKENS)
+    else:
+        tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), model_max_length=TINY_MAX_TOKENS)
+    tokenizer.save_pretrained(folder)
 
 
 def _wav2vec2(folder: Path, layers: int) -> None:
@@ -114,6 +148,7 @@ def _clip(folder: Path, layers: int) -> None:
 
 
 TINY_CHECKPOINTS: dict[str, Callable[[Path, int], None]] = {
+    "bert": _bert,
     "hubert": _hubert,
     "wav2vec2": _wav2vec2,
     "whisper": _whisper,
