@@ -2,7 +2,7 @@
 
 >>> from mer_ensemble.models import create_model, list_models
 >>> list_models()
-['attention_fusion', 'audio_text_fusion', 'linear', 'mlp', 'xgboost']
+['attention_fusion', 'audio_text_fusion', 'finetune', 'linear', 'mlp', 'xgboost']
 >>> model = create_model("mlp", targets={"discrete": 6}, feature_dims={"hubert": 1024},
 ...                      modalities={"hubert": "audio"}, hidden=128)
 
@@ -13,7 +13,7 @@ xgboost; those load the first time a model is fitted or loaded.
 from __future__ import annotations
 
 # the family modules register themselves on import
-from mer_ensemble.models import attention_fusion, audio_text_fusion, linear, mlp, xgb  # noqa: F401
+from mer_ensemble.models import attention_fusion, audio_text_fusion, finetune, linear, mlp, xgb  # noqa: F401
 from mer_ensemble.models._base import Inputs, Labels, MerModel, Probas, ScoreFn
 from mer_ensemble.models._registry import (
     create_model,

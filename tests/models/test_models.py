@@ -28,15 +28,28 @@ MODALITIES = {"hubert": "audio", "roberta": "text"}
 #: small settings so that every family trains in well under a second
 FAST = {"epochs": 12, "patience": 4, "hidden": 32, "n_estimators": 20, "max_iter": 300, "batch_size": 16}
 FRAME_MODELS = [name for name in list_models() if get_model_class(name).input_level == "frame"]
+#: families that train on raw inputs alone (no feature blocks): they get the rows' text under raw:text
+RAW_MODELS = [name for name in list_models() if not getattr(get_model_class(name), "needs_features", True)]
+#: their parameters: a tiny random checkpoint (set by the fixture below) and rates a random encoder learns at
+RAW_PARAMS: dict[str, Any] = {"lr": 3e-3, "head_lr": 3e-3, "layer_decay": 1.0, "warmup": 0.0, "keep_weights": True}
+EMOTION_WORDS = (("happy", "glad", "joy"), ("sad", "cry", "alone"), ("angry", "mad", "hate"))
+INTENT_WORDS = (("why", "what", "how"), ("okay", "fine", "yes"))
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def make_data(n: int, seed: int = 0, separation: float = 3.0) -> tuple[dict, dict]:
-    """Audio carries the emotion, text the intent; intent unknown on every third row.
+@pytest.fixture(autouse=True, scope="module")
+def _raw_checkpoint(tiny_checkpoints: dict) -> None:
+    RAW_PARAMS["checkpoint"] = str(tiny_checkpoints["bert"])
 
-    Returns ``X`` (feature -> ``(n, D)`` float32) and ``y`` (target -> ``(n,)`` int64).
+
+def make_data(n: int, seed: int = 0, separation: float = 3.0) -> tuple[dict, dict]:
+    """Audio carries the emotion, text the intent; intent unknown on every third row. The raw
+    text (``raw:text``, for families that read it) names both in words.
+
+    Returns ``X`` (feature -> ``(n, D)`` float32, ``raw:text`` -> ``(n,)`` str) and ``y``
+    (target -> ``(n,)`` int64).
     """
     rng = np.random.default_rng(seed)
     emotion = rng.integers(0, 3, n)
@@ -45,8 +58,11 @@ def make_data(n: int, seed: int = 0, separation: float = 3.0) -> tuple[dict, dic
     text = rng.normal(size=(n, DIMS["roberta"])).astype(np.float32)
     audio[np.arange(n), emotion] += separation
     text[np.arange(n), intent] += separation
+    words = [f"{rng.choice(EMOTION_WORDS[e])} the {rng.choice(INTENT_WORDS[i])} {rng.choice(['go', 'see', 'come'])}"
+             for e, i in zip(emotion, intent, strict=True)]
     intent[::3] = -1
-    return {"hubert": audio, "roberta": text}, {"emotion": emotion.astype(np.int64), "intent": intent.astype(np.int64)}
+    X = {"hubert": audio, "roberta": text, "raw:text": np.array(words, dtype=object)}
+    return X, {"emotion": emotion.astype(np.int64), "intent": intent.astype(np.int64)}
 
 
 def to_frames(audio: np.ndarray, seed: int = 0, max_len: int = 7) -> Frames:
@@ -59,21 +75,27 @@ def to_frames(audio: np.ndarray, seed: int = 0, max_len: int = 7) -> Frames:
     return Frames(x.astype(np.float32), lengths)
 
 
-def rows(X: dict, index: slice) -> dict:
+def rows(X: dict, index: slice | np.ndarray) -> dict:
     return {k: Frames(v.x[index], v.lengths[index]) if isinstance(v, Frames) else v[index] for k, v in X.items()}
+
+
+def problem(name: str) -> dict[str, Any]:
+    """The feature dims and modalities family ``name`` is built with (none for raw-input families)."""
+    if name in RAW_MODELS:
+        return {"feature_dims": {}, "modalities": {}}
+    return {"feature_dims": DIMS, "modalities": MODALITIES}
 
 
 def build(name: str, seed: int = 0, **overrides: Any) -> MerModel:
     """Model ``name`` with the FAST settings and ``overrides``, each kept only where the family has it."""
     defaults = model_defaults(name)
-    params = {k: v for k, v in {**FAST, **overrides}.items() if k in defaults}
-    return create_model(
-        name, targets=TARGETS, feature_dims=DIMS, modalities=MODALITIES, seed=seed, device="cpu", **params
-    )
+    extra = RAW_PARAMS if name in RAW_MODELS else {}
+    params = {k: v for k, v in {**FAST, **extra, **overrides}.items() if k in defaults}
+    return create_model(name, targets=TARGETS, seed=seed, device="cpu", **problem(name), **params)
 
 
 def create(name: str, **params: Any) -> MerModel:
-    return create_model(name, targets=TARGETS, feature_dims=DIMS, modalities=MODALITIES, device="cpu", **params)
+    return create_model(name, targets=TARGETS, device="cpu", **problem(name), **params)
 
 
 def fit_split(model: MerModel, X: dict, y: dict, n_train: int) -> MerModel:
@@ -205,10 +227,12 @@ def test_unknown_and_invalid_params(name: str) -> None:
 def test_bad_inputs_are_named(name: str) -> None:
     X, y = make_data(40)
     model = build(name)
-    with pytest.raises(DataError, match="roberta"):
-        model.fit({"hubert": X["hubert"]}, y)
-    with pytest.raises(DataError, match="hubert.*dimension 5"):
-        model.fit({**X, "hubert": X["hubert"][:, :5]}, y)
+    dropped = "raw:text" if name in RAW_MODELS else "roberta"
+    with pytest.raises(DataError, match=dropped):
+        model.fit({k: v for k, v in X.items() if k != dropped}, y)
+    if name not in RAW_MODELS:
+        with pytest.raises(DataError, match="hubert.*dimension 5"):
+            model.fit({**X, "hubert": X["hubert"][:, :5]}, y)
     with pytest.raises(DataError, match="emotion"):
         model.fit(X, {**y, "emotion": y["emotion"] + 5})
     with pytest.raises(ModelError, match="not fitted"):

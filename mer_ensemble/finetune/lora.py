@@ -1,0 +1,71 @@
+"""LoRA adapters on a pretrained encoder through ``peft`` (chosen by the family's parameters).
+
+:func:`lora_targets` picks the attention projections to adapt: the names given, else peft's
+table for the model type, else the first of the usual projection names the encoder has
+(``q_proj``/``v_proj`` for Whisper, wav2vec2, HuBERT, WavLM and most decoders,
+``query``/``value`` for BERT-style encoders). A name that matches no linear layer is one
+:class:`ModelError` naming it and the layers there are. :func:`add_lora` injects the adapters in
+place (the encoder keeps its forward signature) and freezes every other encoder weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mer_ensemble.errors import ModelError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["add_lora", "lora_targets"]
+
+#: projection names tried in order when peft has no table entry for the model type
+_USUAL = (("q_proj", "v_proj"), ("query", "value"), ("query_proj", "value_proj"), ("q", "v"), ("c_attn",),
+          ("qkv",), ("Wqkv",))
+
+
+def _linear_names(module: nn.Module) -> set[str]:
+    """The last name part of every linear layer (``encoder.layer.0.attention.self.query`` -> ``query``)."""
+    from torch import nn
+
+    return {name.rsplit(".", 1)[-1] for name, sub in module.named_modules() if isinstance(sub, nn.Linear) and name}
+
+
+def lora_targets(module: nn.Module, model_type: str, wanted: Sequence[str] | None, checkpoint: str) -> list[str]:
+    """The module names LoRA adapts in ``module`` (see the module docstring)."""
+    names = _linear_names(module)
+    if wanted:
+        missing = [w for w in wanted if w not in names]
+        if missing:
+            raise ModelError(f"lora_targets {list(missing)} match no linear layer of checkpoint {checkpoint!r} "
+                             f"({model_type}); its linear layers are named {sorted(names)}")
+        return list(wanted)
+    try:
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TABLE
+    except ImportError:  # pragma: no cover - older peft
+        TABLE = {}
+    known = TABLE.get(model_type)
+    if known and all(k in names for k in known):
+        return list(known)
+    for pair in _USUAL:
+        if all(p in names for p in pair):
+            return list(pair)
+    raise ModelError(f"LoRA: checkpoint {checkpoint!r} ({model_type}) has none of the usual attention projections "
+                     f"({', '.join('/'.join(p) for p in _USUAL)}); name them with lora_targets, from "
+                     f"{sorted(names)}, or set lora: false")
+
+
+def add_lora(module: nn.Module, targets: list[str], *, r: int, alpha: float, dropout: float) -> nn.Module:
+    """Inject LoRA adapters (rank ``r``, scale ``alpha / r``) into ``targets`` of ``module`` in place;
+    every other weight of ``module`` stops training. Returns ``module``."""
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError:
+        raise ModelError("LoRA needs the peft package: pip install peft (or set lora: false)") from None
+    config = LoraConfig(r=int(r), lora_alpha=float(alpha), lora_dropout=float(dropout), target_modules=list(targets),
+                        bias="none")
+    module = inject_adapter_in_model(config, module)
+    for name, param in module.named_parameters():
+        param.requires_grad_("lora_" in name)
+    return module
