@@ -166,12 +166,17 @@ class JobBuilder:
     def run_digest(self, name: str, params: dict[str, Any], features: list[str], targets: list[str],
                    pseudo_file: str | None = None, *, threads: int | None = None) -> str:
         """The key of a run's job folder: model, parameters, inputs, folds, data, pseudo-label
-        file, CPU threads per job (they change a CPU fit's numbers), version."""
+        file, CPU threads per job (they change a CPU fit's numbers), version, and what a family
+        adds through a ``run_identity(params)`` classmethod (a fine-tuned checkpoint's identity)."""
+        from mer_ensemble.models import get_model_class
+
         exp = self.exp
         pseudo_digest = _file_digest(pseudo_file) if pseudo_file else None
         threads = threads or self.threads_for(name)
+        identity = getattr(get_model_class(name), "run_identity", None)
+        extra = [identity(params)] if identity is not None else []
         return spec_hash(name, params, features, targets, exp.folds.hash, exp.dataset.fingerprint, pseudo_digest,
-                         exp.config.data.max_frames, {"threads": threads}, __version__)
+                         exp.config.data.max_frames, {"threads": threads}, __version__, *extra)
 
     def job(self, *, run_key: str, model: str, params: dict[str, Any], features: list[str], targets: list[str],
             fold: int, seed: int, out: Path, pseudo_file: str | None = None, threads: int | None = None) -> JobSpec:

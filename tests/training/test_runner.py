@@ -188,3 +188,21 @@ def test_thread_count_is_part_of_the_job_key(generic_config: Path, tmp_path: Pat
     # the number of parallel jobs is not an input of the plan at all
     again = JobBuilder(Experiment.open(load_config(generic_config, ["train.jobs=4"]), tmp_path / "wd")).plan(spec)
     assert again.hash == auto.hash
+
+
+def test_a_family_run_identity_is_part_of_the_job_key(generic_config: Path, tmp_path: Path, monkeypatch) -> None:
+    """A family's ``run_identity(params)`` (a fine-tuned checkpoint's config hash and weight sizes)
+    enters the run key: a replaced checkpoint trains again; families without one keep their key."""
+    from mer_ensemble.models import get_model_class
+    from mer_ensemble.training.plan import JobBuilder
+
+    exp = Experiment.open(load_config(generic_config), tmp_path / "wd")
+    spec = exp.config.models[0]
+    plain = JobBuilder(exp).plan(spec).hash
+    cls = get_model_class(spec.name)
+    monkeypatch.setattr(cls, "run_identity", classmethod(lambda c, params: {"weights": 1}), raising=False)
+    first = JobBuilder(exp).plan(spec).hash
+    monkeypatch.setattr(cls, "run_identity", classmethod(lambda c, params: {"weights": 2}), raising=False)
+    assert len({plain, first, JobBuilder(exp).plan(spec).hash}) == 3
+    monkeypatch.delattr(cls, "run_identity")
+    assert JobBuilder(exp).plan(spec).hash == plain
