@@ -10,7 +10,11 @@
    (:func:`mer_ensemble.extract.testing.save_tiny_checkpoint`) against the same extraction in
    float32;
 4. the trainer against the MERTools-style per-sample ``DataLoader`` loop on the GPU (target >= 5x),
-   with ``scripts/bench_train.py``'s measurement.
+   with ``scripts/bench_train.py``'s measurement;
+5. the ``finetune`` family on tiny random checkpoints (BERT + HuBERT, built from configs): a joint
+   audio-text model fine-tuned fully and a text model through LoRA adapters with gradient
+   checkpointing, both under autocast on the device, kept weights saved and loaded back (same
+   probabilities), peak CUDA memory.
 
 Without a CUDA device it prints why and exits 0 (nothing was checked); ``--require-gpu`` makes that
 exit 3 instead, for machines that are meant to have one. A failed check exits 1 after the table.
@@ -199,6 +203,58 @@ def check_trainer(table: Table, device: str) -> None:
               f"{ratio:.1f}x (target >= 5x); {detail}")
 
 
+def check_finetune(out: Path, table: Table, device: str) -> None:
+    """The finetune family on the device: joint full fine-tuning, LoRA + gradient checkpointing, save/load."""
+    import soundfile as sf
+    import torch
+
+    from mer_ensemble.extract.testing import save_tiny_checkpoint
+    from mer_ensemble.models import create_model, get_model_class
+
+    start = time.perf_counter()
+    bert = save_tiny_checkpoint("bert", out / "ft-bert", 2)
+    hubert = save_tiny_checkpoint("hubert", out / "ft-hubert", 2)
+    rng = np.random.default_rng(0)
+    folder = out / "ft-wav"
+    folder.mkdir(exist_ok=True)
+    n = 64
+    labels = np.arange(n) % 3
+    paths = []
+    for i in range(n):
+        t = np.arange(int(16000 * rng.uniform(0.5, 2.0))) / 16000
+        sf.write(folder / f"u{i}.wav", (0.5 * np.sin(2 * np.pi * (200, 800, 3200)[labels[i]] * t)).astype(np.float32),
+                 16000)
+        paths.append(str(folder / f"u{i}.wav"))
+    texts = np.array([("happy day", "sad night", "angry words")[k] + " the go" for k in labels], dtype=object)
+    X = {"raw:text": texts, "raw:audio": np.array(paths, dtype=object)}
+    y = {"emotion": labels.astype(np.int64), "sentiment": (labels > 0).astype(np.int64)}
+    targets = {"emotion": 3, "sentiment": 2}
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    arms = {"joint, full": {"modality": "joint", "checkpoint": {"text": str(bert), "audio": str(hubert)}},
+            "text, LoRA + checkpointing": {"checkpoint": str(bert), "lora": True, "gradient_checkpointing": True}}
+    for arm, params in arms.items():
+        t0 = time.perf_counter()
+        model = create_model("finetune", targets=targets, feature_dims={}, modalities={}, device=device,
+                             epochs=3, patience=None, lr=3e-3, head_lr=3e-3, keep_weights=True, **params)
+        inputs = {k: v for k, v in X.items() if k.removeprefix("raw:") in model.raw_inputs}
+        model.fit(inputs, y)
+        proba = model.predict_proba(inputs)
+        on = {p.device.type for p in model.engine_.net.parameters()}
+        path = out / f"ft-{len(arm)}.safetensors"
+        model.save(str(path))
+        again = get_model_class("finetune").load(str(path), device=device).predict_proba(inputs)
+        same = float(np.abs(again["emotion"] - proba["emotion"]).max())
+        finite = all(np.isfinite(p).all() for p in proba.values())
+        ok = finite and on == {device} and same < 1e-4
+        table.add(f"finetune {arm} ({device})", ok, time.perf_counter() - t0,
+                  f"{n} rows x 3 epochs on {sorted(on)}, trainable {model.selected_['trainable_params']:,}, "
+                  f"reload max |dp| {same:.1e}")
+    if device == "cuda":
+        table.add("finetune peak CUDA memory", None, time.perf_counter() - start,
+                  f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds for the train-all check")
@@ -209,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-test", type=int, default=1169)
     parser.add_argument("--device", default="cuda",
                         help="cuda; cpu runs the same checks on the CPU (a dry run of this script, small --n advised)")
-    parser.add_argument("--skip", default="", help="comma-separated checks to skip: train,extract,trainer")
+    parser.add_argument("--skip", default="", help="comma-separated checks to skip: train,extract,trainer,finetune")
     args = parser.parse_args(argv)
 
     import torch
@@ -235,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, check in (("trainer", lambda: check_trainer(table, args.device)),
                             ("extract", lambda: check_extract_fp16(out, table, args.device)),
+                            ("finetune", lambda: check_finetune(out, table, args.device)),
                             ("train", lambda: check_train_all(out, args, table))):
             if name in skip:
                 continue
