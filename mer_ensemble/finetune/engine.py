@@ -231,8 +231,10 @@ class Finetuner:
                                        decay=s.layer_decay, head_lr=s.head_lr, weight_decay=s.weight_decay)
         groups += layerwise_groups((), net.head_parameters(), n_layers=0, lr=s.lr, decay=1.0, head_lr=s.head_lr,
                                    weight_decay=s.weight_decay)
-        kwargs = {"fused": True} if self.device.type == "cuda" else {}
-        optimizer = torch.optim.AdamW(groups, lr=s.lr, **kwargs)
+        try:  # one fused kernel per step (CUDA; the CPU since torch 2.4) instead of several per group
+            optimizer = torch.optim.AdamW(groups, lr=s.lr, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            optimizer = torch.optim.AdamW(groups, lr=s.lr)
         schedule = warmup_linear(steps, int(round(s.warmup * steps)))
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
