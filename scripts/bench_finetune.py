@@ -25,7 +25,7 @@ Parts (``--part``):
   pseudo-label rounds) once the dataset carries the rows' text (the place is :data:`PARTS`).
 
     python scripts/bench_finetune.py --part throughput --rows 512 --batch-size 32 --epochs 1
-    python scripts/bench_finetune.py --part meld-cv --arm default --out /tmp/ft-cv
+    python scripts/bench_finetune.py --part meld-cv --arm final --predict-all --out /tmp/ft-cv
     python scripts/bench_finetune.py --part meld-table --out /tmp/ft-cv
 """
 
@@ -53,18 +53,18 @@ PARTS = Parts()
 
 #: the finetune settings compared by ``meld-cv`` (overrides of the family's defaults)
 ARMS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "epochs6": {"epochs": 6},
-    "lr1e-4": {"lr": 1e-4},
-    "lr2e-5": {"lr": 2e-5},
-    "refit": {"refit": True},
-    "cls": {"pooling": "cls"},
+    "final": {},  # the family's defaults
+    "first": {"lr": 5e-5, "epochs": 4},  # the first defaults, before this comparison
+    "epochs6": {"lr": 5e-5, "epochs": 6},
+    "lr1e-4": {"lr": 1e-4, "epochs": 4},
+    "refit": {"lr": 5e-5, "epochs": 4, "refit": True},
+    "lora": {"lr": 5e-4, "epochs": 4, "lora": True},
+    "lr1e-4_cls": {"lr": 1e-4, "epochs": 4, "pooling": "cls"},
+    "lr1e-4_epochs6": {"lr": 1e-4, "epochs": 6},
     "no_llrd": {"layer_decay": 1.0},
-    "lora": {"lora": True, "lr": 5e-4},
     "train_embeddings": {"freeze_embeddings": False},
     "batch16": {"batch_size": 16},
     "interaction": {"task_interaction": True},
-    "balanced": {"class_weight": "balanced"},
 }
 
 
@@ -331,7 +331,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32, help="throughput: batch size")
     parser.add_argument("--epochs", type=int, default=1, help="throughput: epochs")
     parser.add_argument("--loop", choices=sorted(set(LOOPS.values())), default="family", help="throughput-one: loop")
-    parser.add_argument("--arm", default="default", help=f"meld-cv: linear or one of {', '.join(ARMS)}")
+    parser.add_argument("--arm", default="final", help=f"meld-cv: linear or one of {', '.join(ARMS)}")
     parser.add_argument("--params", default="{}", help="meld-cv: JSON overrides of the finetune parameters")
     parser.add_argument("--predict-all", action="store_true", help="meld-cv: time predicting test + pool in fold 0")
     parser.add_argument("--baseline", default="linear", help="meld-table: the arm differences are taken to")
