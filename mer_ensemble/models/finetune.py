@@ -52,6 +52,9 @@ PRIOR_TOKENS, PRIOR_FRAMES, WHISPER_FRAMES = 24, 300, 1500
 #: FLOP rate of fine-tuning relative to the machine's single-thread matmul rate (0.68 measured: MiniLM, one MELD
 #: fold on one thread, 14 tokens per row)
 PRIOR_EFFICIENCY = 0.7
+#: the encoder assumed by estimates made without a checkpoint: base size (BERT-base: 110M weights, 23M of them
+#: token embeddings)
+ASSUMED_WEIGHTS, ASSUMED_EMBEDDING = 110_000_000, 23_000_000
 
 
 class FinetuneModel(MerModel):
@@ -165,9 +168,19 @@ class FinetuneModel(MerModel):
         return {m: checkpoint_identity(c) for m, c in cls._resolve(merged).items()}
 
     @classmethod
+    def _sizes(cls, params: Mapping[str, Any]) -> list[tuple[str, int, int, str]]:
+        """``(modality, weights, token-embedding weights, model type)`` per checkpoint; without a
+        checkpoint (a family-level estimate) a base-size encoder (:data:`ASSUMED_WEIGHTS`)."""
+        p = {**cls.defaults, **params}
+        if p["checkpoint"] is None:
+            return [(m, ASSUMED_WEIGHTS, ASSUMED_EMBEDDING if m == "text" else 0, "unknown")
+                    for m in MODALITIES[p["modality"]]]
+        return [(m, c.n_params, c.embedding_params, c.model_type) for m, c in cls._resolve(p).items()]
+
+    @classmethod
     def n_weights(cls, params: Mapping[str, Any], dims: Any = None, n_modalities: int = 1) -> int | None:
         """Weights of the checkpoints the run fine-tunes."""
-        return sum(c.n_params for c in cls._resolve({**cls.defaults, **params}).values())
+        return sum(size[1] for size in cls._sizes(params))
 
     @classmethod
     def prior_seconds(cls, params: Mapping[str, Any], work: Any) -> float:
@@ -177,17 +190,17 @@ class FinetuneModel(MerModel):
         (text), :data:`PRIOR_FRAMES` / :data:`WHISPER_FRAMES` (audio). ``work`` has ``n_fit``,
         ``n_predict``, ``gflops``, ``on_cuda``."""
         p = {**cls.defaults, **params}
-        checkpoints = cls._resolve(p)
-        total = sum(c.n_params for c in checkpoints.values())
+        sizes = cls._sizes(p)
+        total = sum(size[1] for size in sizes)
         lora = p["lora"] if p["lora"] != "auto" else total > p["lora_above"]
         epochs = min(int(p["epochs"]), (int(p["patience"]) + 2) if p["patience"] else int(p["epochs"]))
         train_rows = float(work.n_fit) * epochs * (1.8 if p["refit"] else 1.0)
         flops = 0.0
-        for modality, c in checkpoints.items():
-            length = PRIOR_TOKENS if modality == "text" else (WHISPER_FRAMES if c.model_type == "whisper"
+        for modality, weights, embedding, model_type in sizes:
+            length = PRIOR_TOKENS if modality == "text" else (WHISPER_FRAMES if model_type == "whisper"
                                                               else PRIOR_FRAMES)
-            compute = c.n_params - (c.embedding_params if modality == "text" else 0)
-            flops += compute * length * ((4.0 if lora else 6.0) * train_rows + 2.0 * float(work.n_predict))
+            flops += (weights - embedding) * length * ((4.0 if lora else 6.0) * train_rows
+                                                       + 2.0 * float(work.n_predict))
         rate = max(float(work.gflops), 1.0) * 1e9 * (20.0 if getattr(work, "on_cuda", False) else 1.0)
         return 5.0 + flops / (rate * PRIOR_EFFICIENCY)
 

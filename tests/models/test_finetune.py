@@ -291,6 +291,8 @@ def test_prior_seconds_and_weights(tiny_checkpoints: dict) -> None:
     assert cls.prior_seconds(params, SimpleNamespace(**{**vars(work), "on_cuda": True})) < base
     assert cls.prior_seconds({**params, "refit": True}, work) > base
     assert cls.needs_features is False and cls.uses_gpu is True and cls.blend_value == 1.0
+    unnamed = cls.prior_seconds({}, work)  # a family-level estimate: a base-size encoder
+    assert unnamed > base and cls.n_weights({}) == 110_000_000
 
 
 # ---------------------------------------------------------------------------------------------
