@@ -25,12 +25,13 @@ from mer_ensemble.models._common import (
     constant_proba,
     from_payload,
     init_args,
+    inner_folds,
     load_arrays,
-    normalize_rows,
     save_arrays,
 )
 from mer_ensemble.models._inputs import check_inputs, concat_pooled
 from mer_ensemble.models._registry import register_model
+from mer_ensemble.probas import normalize_rows
 
 __all__ = ["LinearModel"]
 
@@ -86,7 +87,8 @@ class LinearModel(MerModel):
             return grid[0], weights[0]
         y = data.y[target]
         known = y >= 0
-        splits = self._inner_splits(y, data)
+        splits = inner_folds(y, n_splits=int(self.params["inner_folds"]), seed=self.seed, groups=data.groups,
+                             candidates=data.val_candidates)
         if not splits or len(np.unique(y[known])) < 2:
             return grid[len(grid) // 2], weights[0]
         shape = (len(weights), len(grid), len(splits))
@@ -113,36 +115,6 @@ class LinearModel(MerModel):
             {"C": C, "class_weight": weight, "inner_score": round(float(best), 6), "inner_folds": len(splits)}
         )
         return C, weight
-
-    def _inner_splits(self, y: np.ndarray, data: FitData) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Inner K-fold splits of the training rows (grouped; only candidate rows held out)."""
-        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-        k = int(self.params["inner_folds"])
-        rows = np.arange(len(y)) if data.val_candidates is None else np.flatnonzero(data.val_candidates)
-        always_train = np.setdiff1d(np.arange(len(y)), rows)
-        strata = y[rows].copy()
-        strata[strata < 0] = strata.max() + 1
-        k = min(k, int(np.bincount(strata).max()))  # stratified splits need k rows of some class
-        if k < 2:
-            return []
-        if data.groups is not None:
-            groups = data.groups[rows]
-            k = min(k, len(set(groups.tolist())))
-            if k < 2:
-                return []
-            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=self.seed)
-            parts = splitter.split(np.zeros(len(rows)), strata, groups)
-        else:
-            if len(rows) < 2 * k:
-                return []
-            splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.seed)
-            parts = splitter.split(np.zeros(len(rows)), strata)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The least populated class")
-            return [(np.concatenate([rows[tr], always_train]), rows[va]) for tr, va in parts]
 
     def _path(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, grid: list[float],
               class_weight: str | None) -> list[np.ndarray]:

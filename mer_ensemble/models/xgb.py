@@ -37,11 +37,11 @@ from mer_ensemble.models._common import (
     init_args,
     inner_split,
     load_arrays,
-    normalize_rows,
     save_arrays,
 )
 from mer_ensemble.models._inputs import check_inputs, concat_pooled
 from mer_ensemble.models._registry import register_model
+from mer_ensemble.probas import normalize_rows
 
 __all__ = ["AUTO_REDUCE_ABOVE", "ModalityPCA", "XGBoostModel"]
 
@@ -315,7 +315,7 @@ class XGBoostModel(MerModel):
                 out[target] = np.tile(booster, (n, 1))
             else:
                 booster.set_param({"nthread": self._threads()})
-                out[target] = normalize_rows(booster.predict(matrix).reshape(n, -1))
+                out[target] = normalize_rows(booster.predict(matrix).reshape(n, -1).astype(np.float64))
         return out
 
     def save(self, path: str) -> None:
