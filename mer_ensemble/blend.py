@@ -191,14 +191,14 @@ def blend_runs(
     in-sample and nested; keep each method's test probabilities and the chosen one's."""
     from mer_ensemble.ensemble import FitContext, make_blender
     from mer_ensemble.ensemble.choice import TIES, choose_blend
-    from mer_ensemble.store import load_runs
+    from mer_ensemble.store import load_runs, no_runs_error, require_runs
 
     cfg, ds = exp.config, exp.dataset
     settings = cfg.blend.model_copy(update={k: v for k, v in (("methods", methods), ("choose", choose)) if v})
     check_blend_config(settings)
-    records = load_runs(exp.workdir) if records is None else records
+    records = load_runs(exp.workdir, require_runs(exp.workdir)) if records is None else records
     if not records:
-        raise StoreError(f"no stored runs in {exp.workdir / 'store'}; run mer-ensemble train-all first")
+        raise no_runs_error(exp.workdir)
     storage = settings.storage or f"sqlite:///{(exp.workdir / 'optuna.db').resolve()}"
     result = BlendResult()
     for target in ds.task.target_names:

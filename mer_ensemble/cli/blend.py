@@ -71,12 +71,9 @@ def blend_cli(
 ) -> None:
     """Blend the stored runs per target, report honest scores, write a validated submission."""
     from mer_ensemble.blend import blend_runs, save_blend
-    from mer_ensemble.errors import StoreError
-    from mer_ensemble.store import list_run_keys
+    from mer_ensemble.store import require_runs
 
-    cfg, wd = load(config, set_, workdir)
-    if not list_run_keys(wd):
-        raise StoreError(f"no stored runs in {wd / 'store'}; run mer-ensemble train-all first")
+    require_runs(load(config, set_, workdir)[1])
     exp = open_experiment(config, set_, workdir)
     result = blend_runs(exp, choose=method)
     typer.echo(render_blend_table(result))
