@@ -96,8 +96,9 @@ def run_arms(name: str, data: dict[str, Any], arms: dict[str, dict[str, Any]], t
     records = train_all(Experiment.open(cfg, workdir), progress=False)
     print(f"[{name}] trained {len(records)} arms in {time.perf_counter() - start:.0f}s", flush=True)
     from mer_ensemble.data import load_dataset
+    from mer_ensemble.experiment import data_settings
 
-    ds = load_dataset(cfg, workdir)
+    ds = load_dataset(data_settings(cfg), workdir)
     subsets = subsets or {"test": ""}
     results = []
     for record in records:

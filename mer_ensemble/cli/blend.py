@@ -108,12 +108,13 @@ def validate_submission_cli(
 def _validated(file: Path, config: Path, set_: list[str] | None, workdir: Path | None):  # noqa: ANN202
     """The config's task and the submission ``file`` checked against it and the test names
     (read from the label files alone, no features)."""
-    from mer_ensemble.data.load import load_table, resolve_config_task
+    from mer_ensemble.data.load import load_table, resolve_data_task
+    from mer_ensemble.experiment import data_settings
     from mer_ensemble.submission import validate_submission
 
-    cfg, _ = load(config, set_, workdir)
-    table = load_table(cfg)
-    task = resolve_config_task(cfg, table)
+    settings = data_settings(load(config, set_, workdir)[0])
+    table = load_table(settings)
+    task = resolve_data_task(settings, table)
     return task, validate_submission(file, task, table.loc[table["split"] == "test", "name"].tolist())
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mer_ensemble.errors import ModelError
-from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
+from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas, WorkSize
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
     check_choice,
@@ -44,6 +44,17 @@ class LinearModel(MerModel):
     """
 
     input_level = "utt"
+    blend_value = 1.0
+    #: share of the machine's matmul rate an L-BFGS fit reaches (docs/benchmarks.md), for :meth:`prior_seconds`
+    prior_efficiency = 0.05
+
+    @classmethod
+    def prior_seconds(cls, params: dict[str, Any], work: WorkSize) -> float:
+        """L-BFGS passes (at most 150 counted) over ``n_fit x dim x classes``, plus prediction."""
+        rate = max(work.gflops, 1.0) * 1e9
+        dim, n_outputs = work.dim, work.n_outputs
+        flops = 4.0 * work.n_fit * dim * n_outputs * int(min(params.get("max_iter", 1000), 150))
+        return 0.5 + (flops + 2.0 * work.n_predict * dim * n_outputs) / (rate * cls.prior_efficiency)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

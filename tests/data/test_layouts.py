@@ -11,12 +11,13 @@ import pytest
 from mer_ensemble.config import load_config
 from mer_ensemble.data import load_dataset
 from mer_ensemble.errors import DataError
+from mer_ensemble.experiment import data_settings
 from tests.conftest import shared, write_config, write_generic
 
 
 def test_generic_layout(generic_config: Path, tmp_path: Path):
     cfg = load_config(generic_config)
-    ds = load_dataset(cfg, tmp_path / "wd")
+    ds = load_dataset(data_settings(cfg), tmp_path / "wd")
     assert ds.n_rows == 110
     assert len(ds.labelled_rows) == 60 and len(ds.test_rows) == 20 and len(ds.pool_rows) == 30
     assert ds.task.target("emotion").classes == ("anger", "joy", "neutral")
@@ -56,14 +57,14 @@ def _broken(tmp_path: Path, breaker) -> Path:
 def test_bad_input_is_named(tmp_path: Path, breaker, message: str):
     cfg = load_config(_broken(tmp_path, breaker))
     with pytest.raises(DataError, match=message):
-        load_dataset(cfg, tmp_path / "wd")
+        load_dataset(data_settings(cfg), tmp_path / "wd")
     assert not list((tmp_path / "wd").glob("cache/*.tmp-*"))
 
 
 def test_labels_are_case_insensitive(tmp_path: Path):
     cfg = load_config(_broken(tmp_path, lambda r: (r / "labels.csv").write_text(
         (r / "labels.csv").read_text().replace(",neutral,", ",Neutral,"))))
-    ds = load_dataset(cfg, None)
+    ds = load_dataset(data_settings(cfg), None)
     assert "neutral" in ds.task.target("emotion").classes and "Neutral" not in ds.task.target("emotion").classes
 
 
@@ -87,7 +88,7 @@ def test_mer2024_layout(tmp_path: Path):
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(f"task: mer2024-semi\ndata:\n  layout: mer2024\n  root: {root}\n"
                         "  candidate_file: candidate-names.csv\n  features: {audio: [hubert-FRA]}\n")
-    ds = load_dataset(load_config(cfg_path), None)
+    ds = load_dataset(data_settings(load_config(cfg_path)), None)
     assert len(ds.test_rows) == 6 and len(ds.pool_rows) == 8
     assert ds.task.target("discrete").classes[0] == "neutral"
     assert ds.features["hubert-FRA"].level == "frame"
@@ -112,13 +113,13 @@ def test_meiju_layout(tmp_path: Path):
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(f"task: meiju2025-track1\ndata:\n  layout: meiju\n  root: {root}\n"
                         "  features: {text: [roberta-FRA]}\n")
-    ds = load_dataset(load_config(cfg_path), None)
+    ds = load_dataset(data_settings(load_config(cfg_path)), None)
     assert ds.task.target_names == ["emotion", "intent"]
     assert (ds.split == "dev").sum() == 1 and len(ds.labelled_rows) == 13
     assert ds.labels["intent"][0] == ds.task.target("intent").classes.index("questioning")
     (root / "Training_files.txt").write_text("Track1_Training_00000.mp4 happy\n")
     with pytest.raises(DataError, match="line 1: expected"):
-        load_dataset(load_config(cfg_path), None)
+        load_dataset(data_settings(load_config(cfg_path)), None)
 
 
 def test_shared_emodb_and_meld():
@@ -126,12 +127,12 @@ def test_shared_emodb_and_meld():
 
     emodb = shared("emodb")
     assert emodb.is_dir()
-    ds = load_dataset(load_config(REPO / "configs" / "emodb.yaml"), None)
+    ds = load_dataset(data_settings(load_config(REPO / "configs" / "emodb.yaml")), None)
     assert len(ds.labelled_rows) == 408 and len(ds.test_rows) == 127
     assert ds.features["whisper-tiny-UTT"].dim == 384 and ds.task.target("discrete").n_classes == 7
     shared("meld")
     start = time.perf_counter()
-    meld = load_dataset(load_config(REPO / "configs" / "meld.yaml"), None)
+    meld = load_dataset(data_settings(load_config(REPO / "configs" / "meld.yaml")), None)
     assert time.perf_counter() - start < 120
     assert len(meld.pool_rows) == 7989 and len(meld.test_rows) == 2610
     assert meld.task.target_names == ["emotion", "sentiment"]

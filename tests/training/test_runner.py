@@ -13,7 +13,7 @@ import pytest
 from mer_ensemble.config import load_config
 from mer_ensemble.data import load_dataset, load_or_make_folds
 from mer_ensemble.errors import ConfigError
-from mer_ensemble.experiment import Experiment
+from mer_ensemble.experiment import Experiment, data_settings
 from mer_ensemble.models import _registry
 from mer_ensemble.models._base import MerModel
 from mer_ensemble.store import list_run_keys, load_run, load_runs
@@ -70,7 +70,7 @@ def test_store_record_and_manifest(generic_config: Path, tmp_path: Path):
     again = load_runs(wd)[0]
     m = again.manifest
     assert m["model"] == "linear" and m["features"] == ["fa-UTT", "fb-UTT"] and m["seeds"] == [0, 1]
-    assert m["folds_hash"] == load_or_make_folds(load_dataset(cfg, wd), wd, 3).hash
+    assert m["folds_hash"] == load_or_make_folds(load_dataset(data_settings(cfg), wd), wd, 3).hash
     assert set(m["cv"]) == {"emotion", "sentiment"} and len(m["cv"]["emotion"]["folds"]) == 3
     assert 0 <= m["combined"]["mean"] <= 1 and "validation folds" in m["combined"]["estimate"]
     assert m["classes"]["emotion"] == ["anger", "joy", "neutral"]
