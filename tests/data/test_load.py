@@ -187,3 +187,18 @@ def test_real_emodb_sentences_and_wavs():
     sentence = dict(zip(labels["name"], labels["sentence"], strict=True))
     assert [ds.raw["text"][i] for i in range(len(ds.names))] == [sentence[n] for n in ds.names]
     assert all(ds.raw["audio"][i] == str((emodb / "wav" / f"{n}.wav").resolve()) for i, n in enumerate(ds.names))
+
+
+def test_the_data_layer_imports_no_config_and_the_config_no_data_layer():
+    import mer_ensemble
+
+    root = Path(mer_ensemble.__file__).parent
+    rules = [(sorted((root / "data").glob("*.py")), ("mer_ensemble.config", "mer_ensemble.experiment",
+                                                      "mer_ensemble.portfolio", "mer_ensemble.training")),
+             ([root / "config.py", root / "portfolio.py"], ("mer_ensemble.data",))]
+    for paths, forbidden in rules:
+        for path in paths:
+            imports = [line.split()[1] for line in path.read_text().splitlines()
+                       if line.strip().startswith(("from mer_ensemble", "import mer_ensemble"))]
+            bad = [name for name in imports if name.startswith(forbidden)]
+            assert not bad, f"{path.name} imports {bad}"

@@ -173,18 +173,3 @@ def test_parallel_jobs_equal_sequential(tmp_path: Path):
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert {r.manifest["threads"] for r in one} == {1}
-
-
-def test_thread_count_is_part_of_the_job_key(generic_config: Path, tmp_path: Path):
-    from mer_ensemble.training.plan import JobBuilder
-
-    exp = Experiment.open(load_config(generic_config), tmp_path / "wd")
-    spec = exp.config.models[0]
-    auto = JobBuilder(exp).plan(spec)
-    assert {j.threads for j in auto.jobs} == {1}
-    two = JobBuilder(Experiment.open(load_config(generic_config, ["train.threads=2"]), tmp_path / "wd")).plan(spec)
-    assert {j.threads for j in two.jobs} == {2}
-    assert two.hash != auto.hash, "a resume with another thread count must not reuse the job files"
-    # the number of parallel jobs is not an input of the plan at all
-    again = JobBuilder(Experiment.open(load_config(generic_config, ["train.jobs=4"]), tmp_path / "wd")).plan(spec)
-    assert again.hash == auto.hash
