@@ -220,19 +220,9 @@ FAMILY_RUNS = {
 
 def _matmul_gflops(threads: int) -> float:
     """The machine's own float32 matmul rate with ``threads`` torch threads (best of 5)."""
-    import torch
+    from mer_ensemble.training.budget import machine_gflops
 
-    torch.set_num_threads(threads)
-    a = torch.randn(1024, 1024)
-    b = torch.randn(1024, 1024)
-    a @ b
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(10):
-            a @ b
-        best = min(best, time.perf_counter() - start)
-    return 10 * 2 * 1024**3 / best / 1e9
+    return machine_gflops(threads, size=1024, repeats=10, rounds=5)
 
 
 def _run_family(config: Path, workdir: Path, run_id: str) -> tuple[float, float]:

@@ -216,14 +216,8 @@ def inner_folds(
         return [(np.concatenate([rows[tr], always_train]), rows[va]) for tr, va in parts]
 
 
-def inner_split(
-    y: np.ndarray,
-    *,
-    fraction: float,
-    seed: int,
-    groups: np.ndarray | None = None,
-    candidates: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+def inner_split(y: np.ndarray, *, fraction: float, seed: int, groups: np.ndarray | None = None,
+                candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Split a fold's training rows into an inner training part and an inner validation part.
 
     Model selection inside a fold (early stopping, a hyper-parameter choice) uses the inner

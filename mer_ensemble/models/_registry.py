@@ -1,4 +1,5 @@
-"""The model registry: one module-level dict from a family name to its class.
+"""The model registry: one module-level dict from a family name to its class (its public names are
+those :mod:`mer_ensemble.models` exports).
 
 Family modules decorate their :class:`~mer_ensemble.models._base.MerModel` subclass
 with :func:`register_model`; :func:`create_model` builds one by name.
@@ -12,16 +13,6 @@ from typing import Any, TypeVar, overload
 
 from mer_ensemble.errors import ModelError
 from mer_ensemble.models._base import MerModel
-
-__all__ = [
-    "create_model",
-    "get_model_class",
-    "list_models",
-    "model_defaults",
-    "model_ref",
-    "register_model",
-    "resolve_model",
-]
 
 _MODELS: dict[str, type[MerModel]] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

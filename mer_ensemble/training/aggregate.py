@@ -29,13 +29,11 @@ __all__ = ["aggregate"]
 
 @dataclass
 class _Sums:
-    """Job results summed per target: OOF ``(m, C)``, test ``(n_test, C)``, test and pool per fold
-    ``(K, n, C)``; how often each labelled row was predicted; scores per seed and fold."""
+    """Job results summed per part and target: ``parts["oof"][t]`` ``(m, C)``, ``parts["test"][t]``
+    ``(n_test, C)``, ``parts["test_by_fold"][t]`` and ``parts["pool_by_fold"][t]`` ``(K, n, C)``; how
+    often each labelled row was predicted; scores per seed and fold; fit seconds; choices per job."""
 
-    oof: dict[str, np.ndarray]
-    test: dict[str, np.ndarray]
-    test_by_fold: dict[str, np.ndarray]
-    pool_by_fold: dict[str, np.ndarray]
+    parts: dict[str, dict[str, np.ndarray]]
     seen: np.ndarray
     fold_scores: np.ndarray
     fit_seconds: float = 0.0
@@ -47,13 +45,12 @@ def _sum_jobs(plan: RunPlan, ds: Dataset, folds: Folds) -> _Sums:
     m, k_folds = len(folds.rows), folds.n_folds
     pos = np.full(ds.n_rows, -1, dtype=np.int64)
     pos[folds.rows] = np.arange(m)
-    n_test, n_pool = len(ds.test_rows), len(ds.pool_rows)
-    classes = {t: ds.task.target(t).n_classes for t in plan.targets}
-    sums = _Sums(oof={t: np.zeros((m, c)) for t, c in classes.items()},
-                 test={t: np.zeros((n_test, c)) for t, c in classes.items()},
-                 test_by_fold={t: np.zeros((k_folds, n_test, c)) for t, c in classes.items()},
-                 pool_by_fold={t: np.zeros((k_folds, n_pool, c)) for t, c in classes.items()},
+    shapes = {"oof": (m,), "test": (len(ds.test_rows),), "test_by_fold": (k_folds, len(ds.test_rows)),
+              "pool_by_fold": (k_folds, len(ds.pool_rows))}
+    sums = _Sums(parts={part: {t: np.zeros((*shape, ds.task.target(t).n_classes)) for t in plan.targets}
+                        for part, shape in shapes.items()},
                  seen=np.zeros(m, dtype=np.int64), fold_scores=np.zeros((len(plan.seeds), k_folds, len(plan.targets))))
+    oof, test, test_by_fold, pool_by_fold = (sums.parts[p] for p in shapes)
     for job in plan.jobs:
         if not Path(job.out).is_file():
             raise StoreError(f"run {plan.key}: job result {job.out} is missing")
@@ -63,10 +60,10 @@ def _sum_jobs(plan: RunPlan, ds: Dataset, folds: Folds) -> _Sums:
                 raise StoreError(f"run {plan.key}: {job.out} predicts rows outside fold {job.fold}")
             sums.seen[idx] += 1
             for t in plan.targets:
-                sums.oof[t][idx] += res[f"valid/{t}"]
-                sums.test[t] += res[f"test/{t}"]
-                sums.test_by_fold[t][job.fold] += res[f"test/{t}"]
-                sums.pool_by_fold[t][job.fold] += res[f"pool/{t}"]
+                oof[t][idx] += res[f"valid/{t}"]
+                test[t] += res[f"test/{t}"]
+                test_by_fold[t][job.fold] += res[f"test/{t}"]
+                pool_by_fold[t][job.fold] += res[f"pool/{t}"]
             sums.fold_scores[plan.seeds.index(job.seed), job.fold] = res["scores"]
             if "selected" in res.files:
                 sums.selected[f"fold{job.fold}-seed{job.seed}"] = json.loads(str(res["selected"]))
@@ -82,11 +79,11 @@ def aggregate(plan: RunPlan, ds: Dataset, folds: Folds, cfg: Config, wall_second
         raise StoreError(f"run {plan.key}: {int((sums.seen != n_seeds).sum())} labelled rows lack an out-of-fold "
                          "prediction")
     n_models = n_seeds * folds.n_folds
-    oof = {t: (v / n_seeds).astype(np.float32) for t, v in sums.oof.items()}
-    test = {t: (v / n_models).astype(np.float32) for t, v in sums.test.items()}
-    pool_by_fold = {t: (v / n_seeds).astype(np.float32) for t, v in sums.pool_by_fold.items()}
+    oof = {t: (v / n_seeds).astype(np.float32) for t, v in sums.parts["oof"].items()}
+    test = {t: (v / n_models).astype(np.float32) for t, v in sums.parts["test"].items()}
+    pool_by_fold = {t: (v / n_seeds).astype(np.float32) for t, v in sums.parts["pool_by_fold"].items()}
     pool = {t: v.mean(axis=0) for t, v in pool_by_fold.items()}
-    extra = {f"test_by_fold/{t}": (v / n_seeds).astype(np.float32) for t, v in sums.test_by_fold.items()}
+    extra = {f"test_by_fold/{t}": (v / n_seeds).astype(np.float32) for t, v in sums.parts["test_by_fold"].items()}
     manifest = _manifest(plan, ds, folds, cfg, oof, sums.fold_scores, sums.fit_seconds, wall_seconds)
     manifest["selected"] = sums.selected
     return RunRecord(manifest=manifest, oof=oof, test=test, pool=pool, pool_by_fold=pool_by_fold,

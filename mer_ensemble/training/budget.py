@@ -52,26 +52,28 @@ __all__ = [
 EXTRA_SEED_VALUE = 0.25
 
 
-def machine_gflops() -> float:
-    """A quick single-thread float32 matmul rate (GFLOP/s), for cost priors only."""
+def machine_gflops(threads: int = 1, *, size: int = 256, repeats: int = 4, rounds: int = 3) -> float:
+    """The machine's float32 matmul rate (GFLOP/s) on ``threads`` threads, best of ``rounds`` rounds
+    of ``repeats`` products of ``(size, size)`` matrices; the defaults are the quick single-thread
+    measure the cost priors use."""
     import torch
     from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
     try:
-        with threadpool_limits(1):
-            torch.set_num_threads(1)
-            a = torch.randn(256, 256)
+        with threadpool_limits(threads):
+            torch.set_num_threads(threads)
+            a = torch.randn(size, size)
             a @ a
             best = float("inf")
-            for _ in range(3):
+            for _ in range(rounds):
                 start = time.perf_counter()
-                for _ in range(4):
+                for _ in range(repeats):
                     a @ a
                 best = min(best, time.perf_counter() - start)
     finally:
         torch.set_num_threads(before)
-    return 4 * 2 * 256**3 / max(best, 1e-9) / 1e9
+    return repeats * 2 * size**3 / max(best, 1e-9) / 1e9
 
 
 def reserve_seconds(time_limit: float, n_runs: int) -> float:

@@ -117,32 +117,8 @@ def test_model_defaults_is_a_copy() -> None:
     assert model_defaults("mlp")["hidden"] > 0
 
 
-def test_register_model_names_and_refuses_duplicates() -> None:
-    class TinyProbeModel(MerModel):
-        def _fit(self, data):  # noqa: ANN001
-            pass
-
-        def predict_proba(self, X):  # noqa: ANN001
-            return {}
-
-        def save(self, path):  # noqa: ANN001
-            pass
-
-        @classmethod
-        def load(cls, path):  # noqa: ANN001
-            return cls(targets={}, feature_dims={}, modalities={})
-
-    try:
-        register_model(TinyProbeModel)
-        assert TinyProbeModel.name == "tiny_probe" and "tiny_probe" in list_models()
-        with pytest.raises(ModelError, match="already registered"):
-            register_model("linear")(TinyProbeModel)
-    finally:
-        _registry._MODELS.pop("tiny_probe", None)
-
-
-class RefProbeModel(MerModel):
-    """A family this test module defines, registered by reference as a worker process would."""
+class TinyProbeModel(MerModel):
+    """The smallest family: learns nothing, predicts nothing."""
 
     def _fit(self, data):  # noqa: ANN001
         pass
@@ -156,6 +132,21 @@ class RefProbeModel(MerModel):
     @classmethod
     def load(cls, path):  # noqa: ANN001
         return cls(targets={}, feature_dims={}, modalities={})
+
+
+class RefProbeModel(TinyProbeModel):
+    """A family this test module defines, registered by reference as a worker process would."""
+
+
+def test_register_model_names_and_refuses_duplicates() -> None:
+    try:
+        register_model(TinyProbeModel)
+        assert TinyProbeModel.name == "tiny_probe" and "tiny_probe" in list_models()
+        with pytest.raises(ModelError, match="already registered"):
+            register_model("linear")(TinyProbeModel)
+    finally:
+        _registry._MODELS.pop("tiny_probe", None)
+        TinyProbeModel.name = ""
 
 
 def test_a_family_is_found_by_reference_where_nothing_registered_it(monkeypatch) -> None:
