@@ -151,7 +151,6 @@ class MerModel(ABC):
         self.seed = int(seed)
         self.device = device
         self.params = {**self.defaults, **params}
-
         bad = [r for r in self.raw_inputs if r not in RAW_KINDS]
         if bad:
             raise ModelError(f"model {self.name!r}: raw_inputs {bad} are not among {list(RAW_KINDS)}")
