@@ -130,6 +130,10 @@ def check_compatible(records: list[RunRecord], target: str, ds: Dataset | None =
                 f"runs ({', '.join(r.key for r in records)}) were made on data {ref.manifest['data_fingerprint']}, "
                 f"but the config's data is now {ds.fingerprint}; retrain with train-all"
             )
+        stale = [f"{r.key} ({kind})" for r in records for kind, digest in (r.manifest.get("raw_inputs") or {}).items()
+                 if ds.raw_digests.get(kind) != digest]
+        if stale:
+            raise BlendError(f"runs {', '.join(stale)} read raw inputs that have changed since; retrain with train-all")
         if list(ds.task.target(target).classes) != ref.classes(target):
             raise BlendError(f"the runs' classes of {target} differ from the config's: {ref.classes(target)}")
 

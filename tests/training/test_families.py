@@ -219,6 +219,11 @@ def test_changed_text_retrains_the_runs_that_read_it_only(families, tmp_path: Pa
     train_all(Experiment.open(load_config(config), tmp_path / "wd"), progress=False)
     labels = root / "labels.csv"
     labels.write_text(labels.read_text().replace("word word word", "a b c", 1))
+    from mer_ensemble.blend import blend_runs
+    from mer_ensemble.errors import BlendError
+
+    with pytest.raises(BlendError, match=r"runs len \(text\) read raw inputs that have changed since; retrain"):
+        blend_runs(Experiment.open(load_config(config), tmp_path / "wd"), methods=["mean"])
     train_all(Experiment.open(load_config(config), tmp_path / "wd"), progress=False)
     assert len(list((tmp_path / "wd" / "jobs" / "len").iterdir())) == 2, "the text run trained again"
     assert len(list((tmp_path / "wd" / "jobs" / "lin").iterdir())) == 1, "the feature run was kept"
