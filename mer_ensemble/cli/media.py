@@ -1,0 +1,54 @@
+"""Media commands: ``prepare`` (videos -> audio, face crops, scene frames), ``transcribe``,
+``denoise`` and ``features`` (a thin layer over :mod:`mer_ensemble.media`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from mer_ensemble.cli._app import app, friendly_errors
+
+#: exit status when the run finished but some items failed (a fatal error exits with 1)
+EXIT_ITEMS_FAILED = 2
+
+
+@app.command("prepare")
+@friendly_errors
+def prepare_cli(
+    inputs: Path = typer.Option(..., "--input", "-i", help="Folder of videos (mp4, avi, mkv, webm, ...; recursive)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: audio/, faces/, frames/, prepare-manifest.csv."),
+    fps: float = typer.Option(5.0, "--fps", help="Frames per second searched for a face (0: every frame)."),
+    jobs: int = typer.Option(os.cpu_count() or 1, "--jobs", "-j", help="Videos prepared in parallel processes."),
+    face_size: int = typer.Option(112, "--face-size", help="Side of the square face crops in pixels."),
+    margin: float = typer.Option(0.2, "--margin", help="Margin around the face box, a fraction of its side."),
+    detector: str = typer.Option("dlib+haar", "--detector", help="Face detector: dlib+haar, dlib or haar."),
+    min_face: int = typer.Option(40, "--min-face", help="Smallest face searched, in pixels (of the detection frame)."),
+    max_side: int = typer.Option(640, "--max-side", help="Frames larger than this are scaled down for detection."),
+    scene_every: int = typer.Option(0, "--scene-every", help="Also keep every N-th frame in frames/ (0: none)."),
+    faces: bool = typer.Option(True, "--faces/--no-faces", help="Detect and crop faces."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo every video instead of skipping finished ones."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Decode every video into a 16 kHz mono wav, face crops (+ boxes.csv) and optional scene frames.
+
+    A video that cannot be decoded, has no audio or no face is a row of prepare-manifest.csv,
+    never a stop; a rerun skips the videos already done. Exits with status 2 when some failed.
+    """
+    from mer_ensemble.media import PrepareOptions, prepare_videos
+
+    options = PrepareOptions(fps=fps, face_size=face_size, margin=margin, detector=detector, min_face=min_face,
+                             max_side=max_side, scene_every=scene_every, faces=faces)
+    report = prepare_videos(inputs, out, options, jobs=jobs, overwrite=overwrite, progress=progress,
+                            log=lambda line: typer.echo(line, err=True))
+    counts = report.counts
+    typer.echo(
+        f"{report.out}: {counts['videos']} videos ({report.n_done} prepared now, {report.n_skipped} skipped): "
+        f"{counts['ok']} ok, {counts['no_audio']} without audio, {counts['silent']} silent, "
+        f"{counts['no_face']} without a face, {counts['failed']} failed; {counts['faces']} face crops "
+        f"in {report.seconds:.1f}s; manifest {report.manifest}"
+    )
+    if report.n_failed:
+        typer.echo(f"error: {report.n_failed} video(s) failed; see {report.manifest}", err=True)
+        raise typer.Exit(EXIT_ITEMS_FAILED)
