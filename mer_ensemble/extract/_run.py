@@ -44,6 +44,7 @@ from mer_ensemble.extract._store import (
     write_errors,
     write_manifest,
 )
+from mer_ensemble.extract.opensmile import is_opensmile, opensmile_head
 from mer_ensemble.names import name_problem
 from mer_ensemble.progress import progress_bar
 
@@ -108,7 +109,7 @@ def extract_features(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> ExtractReport:
-    """Extract one feature folder ``out`` from a local checkpoint ``model``.
+    """Extract one feature folder ``out`` from a local checkpoint ``model`` (or ``opensmile:<feature set>``).
 
     ``inputs``: a folder of audio files (audio), a CSV with ``name_column``/``text_column`` (text)
     or a folder with one sub-folder of frames per name (vision). Writes ``out/<name>.npy``
@@ -120,9 +121,6 @@ def extract_features(
     started = time.perf_counter()
     modality = _check_modality_name(modality)
     out = Path(out)
-    checkpoint = require_checkpoint(model)
-    config = load_config(checkpoint, trust_remote_code)
-    check_modality(config, modality, checkpoint)
     options = ExtractOptions(
         level=level_from_out(out, level),
         layers=parse_layers(layers),
@@ -140,12 +138,34 @@ def extract_features(
     )
     if normalize and options.level == "frame":
         raise ExtractError("--normalize applies to -UTT vectors; -FRA frames are stored as the model gives them")
-    options, defaults_from = _with_defaults(modality, checkpoint, options)
-    _validate(modality, options)
+    if is_opensmile(model):
+        head_checkpoint = opensmile_head(model, modality, options)
+        options, defaults_from = options.with_defaults(pooling="mean", normalize=False), "openSMILE feature set"
+        _validate(modality, options)
+        head = _manifest_head(modality, head_checkpoint, options, inputs, defaults_from)
+
+        def build() -> tuple[Extractor, str, str]:
+            from mer_ensemble.extract.opensmile import OpenSmileExtractor
+
+            return OpenSmileExtractor(model, options), "cpu", "float32"
+    else:
+        checkpoint = require_checkpoint(model)
+        config = load_config(checkpoint, trust_remote_code)
+        check_modality(config, modality, checkpoint)
+        options, defaults_from = _with_defaults(modality, checkpoint, options)
+        _validate(modality, options)
+        fingerprint = checkpoint_fingerprint(checkpoint)
+        fingerprint.update(
+            model_type=getattr(config, "model_type", None), architectures=getattr(config, "architectures", None)
+        )
+        head = _manifest_head(modality, fingerprint, options, inputs, defaults_from)
+
+        def build() -> tuple[Extractor, str, str]:
+            target, dtype = resolve_device(options.device, options.fp16)
+            return _build(modality, checkpoint, options, target, dtype), str(target), str(dtype).replace("torch.", "")
+
     listed = _list_items(modality, inputs, options)
     items, failures = _valid_items(listed)
-
-    head = _manifest_head(modality, checkpoint, config, options, inputs, defaults_from)
     previous = None if overwrite else read_manifest(out)
     check_manifest(out, previous, head)
     todo = items if overwrite else [item for item in items if not (out / f"{item.name}.npy").exists()]
@@ -153,9 +173,8 @@ def extract_features(
     manifest = {**head, **{k: v for k, v in (previous or {}).items() if k in ("device", "dtype", "dim", "extractor")}}
     n_written = 0
     if todo:
-        target, dtype = resolve_device(options.device, options.fp16)
-        extractor = _build(modality, checkpoint, options, target, dtype)
-        manifest.update(device=str(target), dtype=str(dtype).replace("torch.", ""))
+        extractor, target, dtype = build()
+        manifest.update(device=target, dtype=dtype)
         out.mkdir(parents=True, exist_ok=True)
         write_manifest(out, {**manifest, "complete": False})
         if log:
@@ -365,12 +384,10 @@ def _dim_of_existing(out: Path, items: list[Item]) -> int | None:
 
 
 def _manifest_head(
-    modality: str, checkpoint: Path, config: Any, options: ExtractOptions, inputs: str | Path, defaults_from: str
+    modality: str, checkpoint: dict[str, Any], options: ExtractOptions, inputs: str | Path, defaults_from: str
 ) -> dict[str, Any]:
-    """The manifest fields that define the features (compared on resume) plus provenance."""
-    import torch
-    import transformers
-
+    """The manifest fields that define the features (compared on resume) plus provenance;
+    ``checkpoint``: what identifies the model (:func:`checkpoint_fingerprint` or an openSMILE set)."""
     from mer_ensemble import __version__
 
     settings: dict[str, Any] = {
@@ -379,7 +396,7 @@ def _manifest_head(
         "pooling": options.pooling if options.level == "utt" else None,
         "normalize": bool(options.normalize) and options.level == "utt",
     }
-    if modality == "audio":
+    if modality == "audio" and not is_opensmile(str(checkpoint.get("path", ""))):
         settings["chunk_seconds"] = options.chunk_seconds
     if modality == "text":
         settings.update(
@@ -389,18 +406,26 @@ def _manifest_head(
         )
     if modality == "vision":
         settings["frame_pooling"] = "mean over frames" if options.level == "utt" else "one row per frame"
-    fingerprint = checkpoint_fingerprint(checkpoint)
-    fingerprint.update(
-        model_type=getattr(config, "model_type", None), architectures=getattr(config, "architectures", None)
-    )
     return {
         "format": FORMAT,
         "modality": modality,
         "level": options.level,
-        "checkpoint": fingerprint,
+        "checkpoint": checkpoint,
         "settings": settings,
         "defaults_from": defaults_from,
         "input": str(Path(inputs).resolve()),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"mer_ensemble": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
+        "versions": {"mer_ensemble": __version__, **_versions(str(checkpoint.get("path", "")))},
     }
+
+
+def _versions(model: str) -> dict[str, str]:
+    """The versions of the libraries that computed the features."""
+    if is_opensmile(model):
+        import opensmile
+
+        return {"opensmile": opensmile.__version__}
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__}
