@@ -52,3 +52,34 @@ def prepare_cli(
     if report.n_failed:
         typer.echo(f"error: {report.n_failed} video(s) failed; see {report.manifest}", err=True)
         raise typer.Exit(EXIT_ITEMS_FAILED)
+
+
+@app.command("transcribe")
+@friendly_errors
+def transcribe_cli(
+    inputs: Path = typer.Option(..., "--input", "-i", help="Folder of audio files (e.g. prepare's audio/)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Transcript CSV to write (name,sentence)."),
+    model: Path = typer.Option(..., "--model", help="Local Whisper checkpoint folder (model + processor)."),
+    language: str | None = typer.Option(None, "--language", help="Spoken language, e.g. en, zh, de (default: detect)."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="30 s chunks per generate call."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:<index>."),
+    fp16: bool | None = typer.Option(None, "--fp16/--no-fp16", help="Half precision (default: on with CUDA)."),
+    max_new_tokens: int = typer.Option(440, "--max-new-tokens", help="Tokens generated per 30 s chunk at most."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo every file instead of skipping transcribed ones."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Speech recognition with a local Whisper checkpoint into a name,sentence CSV (MEIJU's transcription.csv).
+
+    Long audio is transcribed in 30 s chunks; a rerun skips the names the CSV holds.
+    Files that fail are listed in <out stem>-errors.csv and the command exits with status 2.
+    """
+    from mer_ensemble.media.transcribe import transcribe_folder
+
+    report = transcribe_folder(inputs, model, out, language=language, batch_size=batch_size, device=device,
+                               fp16=fp16, max_new_tokens=max_new_tokens, overwrite=overwrite, progress=progress,
+                               log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"{report.out}: {report.n_written} transcribed, {report.n_skipped} skipped, "
+               f"{len(report.failures)} failed of {report.n_items} in {report.seconds:.1f}s")
+    if not report.ok:
+        typer.echo(f"error: {len(report.failures)} file(s) failed; see {report.errors_path}", err=True)
+        raise typer.Exit(EXIT_ITEMS_FAILED)
