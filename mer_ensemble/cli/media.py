@@ -83,3 +83,32 @@ def transcribe_cli(
     if not report.ok:
         typer.echo(f"error: {len(report.failures)} file(s) failed; see {report.errors_path}", err=True)
         raise typer.Exit(EXIT_ITEMS_FAILED)
+
+
+@app.command("denoise")
+@friendly_errors
+def denoise_cli(
+    inputs: Path = typer.Option(..., "--input", "-i", help="Folder of audio files (e.g. prepare's audio/)."),
+    out: Path = typer.Option(..., "--out", "-o", help="New folder for the enhanced files (same names)."),
+    method: str = typer.Option("spectral", "--method", help="spectral: noisereduce spectral gating (no weights)."),
+    model: Path | None = typer.Option(None, "--model", help="Enhancement checkpoint folder (enhancer.json + model)."),
+    strength: float = typer.Option(1.0, "--strength", help="spectral: fraction of the estimated noise removed."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:<index> (checkpoints)."),
+    fp16: bool | None = typer.Option(None, "--fp16/--no-fp16", help="float16 autocast (default: on with CUDA)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo every file instead of skipping finished ones."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Speech enhancement before extraction: same names, length, rate and format out as in.
+
+    --method spectral needs no weights; --model reads a local enhancement checkpoint folder
+    (enhancer.json + a TorchScript or torch.export model; see docs/media.md).
+    """
+    from mer_ensemble.media.denoise import denoise_folder
+
+    report = denoise_folder(inputs, out, method=method, model=model, strength=strength, device=device, fp16=fp16,
+                            overwrite=overwrite, progress=progress, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"{report.out}: {report.n_written} denoised, {report.n_skipped} skipped, {len(report.failures)} "
+               f"failed of {report.n_items} in {report.seconds:.1f}s")
+    if not report.ok:
+        typer.echo(f"error: {len(report.failures)} file(s) failed; see {report.errors_path}", err=True)
+        raise typer.Exit(EXIT_ITEMS_FAILED)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ASTRONAUT_FACE", "astronaut_patch", "background", "make_video"]
+__all__ = ["ASTRONAUT_FACE", "astronaut_patch", "background", "make_video", "save_tiny_enhancer"]
 
 #: the face in ``skimage.data.astronaut()`` (512 x 512), hand-annotated: hairline to chin, cheek to cheek
 ASTRONAUT_FACE = np.array([178.0, 72.0, 271.0, 177.0])
@@ -127,3 +127,45 @@ def _encode_audio(container, stream, samples: np.ndarray, rate: int) -> None:  #
             container.mux(packet)
     for packet in stream.encode(None):
         container.mux(packet)
+
+
+def save_tiny_enhancer(folder: str | Path, *, output: str = "waveform", gain: float = 0.5, exporter: str = "export",
+                       sample_rate: int = 16000, chunk_seconds: float = 1.0) -> Path:
+    """A denoise checkpoint folder (``enhancer.json`` + model) whose model scales the waveform by
+    ``gain`` (``output="waveform"``), or returns two sources ``(B, 2, T)``, the input times
+    ``1 - gain`` and times ``gain`` (``output="sources"``, speech = the loudest). ``exporter``:
+    ``jit`` (TorchScript) or ``export`` (``torch.export``, a ``.pt2`` file with a dynamic batch size and length)."""
+    import json
+
+    import torch
+
+    class Gain(torch.nn.Module):
+        def __init__(self, gain: float, sources: bool) -> None:
+            super().__init__()
+            self.gain, self.sources = gain, sources
+
+        def forward(self, wave: torch.Tensor) -> torch.Tensor:
+            if self.sources:
+                return torch.stack([wave * (1 - self.gain), wave * self.gain], dim=1)
+            return wave * self.gain
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    module = Gain(gain, output == "sources").eval()
+    if exporter == "jit":
+        import warnings
+
+        name = "model.pt"
+        with warnings.catch_warnings():  # TorchScript is deprecated in recent torch, still read by denoise
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.script(module).save(str(folder / name))
+    else:
+        name = "model.pt2"
+        dynamic = torch.export.Dim.DYNAMIC  # any batch size and length
+        program = torch.export.export(module, (torch.zeros(2, sample_rate),),
+                                      dynamic_shapes=({0: dynamic, 1: dynamic},))
+        torch.export.save(program, str(folder / name))
+    spec = {"format": "mer-ensemble enhancer v1", "model": name, "sample_rate": sample_rate, "output": output,
+            "speech_source": "loudest" if output == "sources" else 0, "chunk_seconds": chunk_seconds}
+    (folder / "enhancer.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return folder
