@@ -112,3 +112,32 @@ def denoise_cli(
     if not report.ok:
         typer.echo(f"error: {len(report.failures)} file(s) failed; see {report.errors_path}", err=True)
         raise typer.Exit(EXIT_ITEMS_FAILED)
+
+
+@app.command("features")
+@friendly_errors
+def features_cli(
+    config: Path = typer.Option(..., "-c", "--config", help="Experiment config (YAML) with a media: section."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Override a config key (repeatable)."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", help="Videos prepared in parallel [default: media.jobs]."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr."),
+) -> None:
+    """Make every feature folder of media.extractors from the videos: prepare, denoise and
+    transcribe where asked, extract; folders already complete are skipped.
+
+    Exits with status 2 when some item failed in an extractor (see its errors.csv).
+    """
+    from mer_ensemble.config import load_config
+    from mer_ensemble.media.features import build_features
+
+    cfg = load_config(config, set_ or [])
+    results = build_features(cfg, jobs=jobs, progress=progress, log=lambda line: typer.echo(line, err=True))
+    failed = 0
+    for result in results:
+        report = result.report
+        failed += report.n_failed
+        typer.echo(f"{result.feature}: {report.n_written} written, {report.n_skipped} skipped, {report.n_failed} "
+                   f"failed, {len(result.filled)} filled with zeros ({report.out})")
+    if failed:
+        typer.echo(f"error: {failed} item(s) failed; see the errors.csv of the folders above", err=True)
+        raise typer.Exit(EXIT_ITEMS_FAILED)

@@ -108,6 +108,7 @@ def extract_features(
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    names: Sequence[str] | None = None,
 ) -> ExtractReport:
     """Extract one feature folder ``out`` from a local checkpoint ``model`` (or ``opensmile:<feature set>``).
 
@@ -116,7 +117,8 @@ def extract_features(
     float32, ``(D,)`` for ``level == "utt"`` and ``(T, D)`` for ``level == "frame"`` (``level``
     defaults to the folder suffix ``-UTT``/``-FRA``), plus ``manifest.json`` and, when some item
     failed, ``errors.csv``. Existing outputs are skipped unless ``overwrite``.
-    ``None`` options take the modality's defaults (see ``docs/extract.md``).
+    ``None`` options take the modality's defaults (see ``docs/extract.md``). ``names``: extract
+    only these items of ``inputs`` (the others are ignored, not failures).
     """
     started = time.perf_counter()
     modality = _check_modality_name(modality)
@@ -165,12 +167,16 @@ def extract_features(
             return _build(modality, checkpoint, options, target, dtype), str(target), str(dtype).replace("torch.", "")
 
     listed = _list_items(modality, inputs, options)
+    if names is not None:
+        keep = set(names)
+        listed = [item for item in listed if item.name in keep]
     items, failures = _valid_items(listed)
     previous = None if overwrite else read_manifest(out)
     check_manifest(out, previous, head)
     todo = items if overwrite else [item for item in items if not (out / f"{item.name}.npy").exists()]
 
-    manifest = {**head, **{k: v for k, v in (previous or {}).items() if k in ("device", "dtype", "dim", "extractor")}}
+    kept = ("device", "dtype", "dim", "extractor", "filled_with_zeros")
+    manifest = {**head, **{k: v for k, v in (previous or {}).items() if k in kept}}
     n_written = 0
     if todo:
         extractor, target, dtype = build()
