@@ -3,7 +3,9 @@
 The key names are a contract other tools rely on: ``task``, ``data.layout``,
 ``data.root``, ``data.features``, ``data.targets``, ``data.group_by``,
 ``cv.folds``, ``cv.seeds``, ``models``, ``workdir``. Relative paths in
-``data.*`` and ``truth.*`` are resolved against the config file's folder.
+``data.root`` and ``truth.*`` are resolved against the config file's folder; the other
+``data.*`` paths (lists, ``feature_root``) and ``media.videos`` / ``media.work`` against
+``data.root``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class DataConfig(_Strict):
     classes: dict[str, list[str]] = Field(default_factory=dict)
     feature_root: str | list[str] | None = Field(
         None, description="folder(s) holding the feature folders, searched in order (default <root>/features); "
-        "e.g. MEIJU Track 1: [Annotation/features, NoAnnotation/features]",
+        "relative paths are relative to data.root, e.g. MEIJU Track 1: [Annotation/features, NoAnnotation/features]",
     )
     label_file: str | None = None
     test_file: str | None = None
@@ -245,6 +247,8 @@ class BlendConfig(_Strict):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     storage: str | None = None
     class_bias: bool = False
+    zip: bool = Field(False, description="also write <stem>.zip holding the CSV as submission.csv (MER2025's "
+                      "Codalab accepts only that name); zipped tasks (MEIJU) always get one")
 
 
 class PseudoConfig(_Strict):

@@ -62,7 +62,7 @@ class Experiment:
         ds = dataset if dataset is not None else load_dataset(config, workdir, use_cache=use_cache)
         folds = load_or_make_folds(ds, workdir, config.cv.folds, config.cv.fold_seed)
         config, notes = _drop_unhelpful_group_runs(config, ds)
-        return cls(config, workdir, ds, folds, notes)
+        return cls(config, workdir, ds, folds, [*ds.notes, *notes])
 
     @property
     def task(self) -> TaskSpec:

@@ -68,12 +68,16 @@ def blend_cli(
     out: Path | None = typer.Option(
         None, "--out", help="Submission path [default: submissions/<config>-<method>-<time>.csv]."
     ),
+    zip_: bool = typer.Option(
+        False, "--zip", help="Also write <stem>.zip holding the CSV as submission.csv [default: blend.zip]."
+    ),
 ) -> None:
     """Blend the stored runs per target, report honest scores, write a validated submission."""
     from mer_ensemble.blend import blend_runs, save_blend
     from mer_ensemble.errors import StoreError
     from mer_ensemble.store import list_run_keys
 
+    set_ = [*(set_ or []), *(["blend.zip=true"] if zip_ else [])]
     cfg, wd = load(config, set_, workdir)
     if not list_run_keys(wd):
         raise StoreError(f"no stored runs in {wd / 'store'}; run mer-ensemble train-all first")

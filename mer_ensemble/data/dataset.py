@@ -122,6 +122,8 @@ class Dataset:
     train_splits: tuple[str, ...] = ("train", "dev")
     candidates: np.ndarray | None = None
     variants: dict[str, list[FeatureBlock]] = field(default_factory=dict)
+    #: what loading changed, for ``check`` to print (e.g. pool rows dropped without a feature file)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:

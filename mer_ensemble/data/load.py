@@ -34,12 +34,14 @@ def config_targets(cfg: Config) -> list[str]:
 
 def feature_roots(cfg: Config) -> list[Path]:
     """The folders holding feature folders, in search order: ``data.feature_root`` (one
-    folder or a list) or ``<data.root>/features``."""
+    folder or a list; relative paths are relative to ``data.root``, as in ``Annotation/features``)
+    or ``<data.root>/features``."""
     value = cfg.data.feature_root
+    root = cfg.resolve_path(cfg.data.root)
     if not value:
-        return [cfg.resolve_path(cfg.data.root) / "features"]
+        return [root / "features"]
     values = [value] if isinstance(value, str) else list(value)
-    return [cfg.resolve_path(v) for v in values]
+    return [root / Path(v).expanduser() for v in values]  # an absolute path stays as it is
 
 
 def load_table(cfg: Config) -> pd.DataFrame:
@@ -101,10 +103,11 @@ def load_dataset(cfg: Config, workdir: Path | None = None, *, use_cache: bool = 
     """
     root = cfg.resolve_path(cfg.data.root)
     table = load_table(cfg)
+    roots = feature_roots(cfg)
+    table, notes = _drop_pool_rows_without_features(table, roots, [f for fs in cfg.data.features.values() for f in fs])
     task = resolve_config_task(cfg, table)
     labels = {t.name: _encode(table, t.name, t.classes, root) for t in task.targets}
     names = table["name"].to_numpy(dtype=object)
-    roots = feature_roots(cfg)
     cache_dir = (workdir / "cache") if (workdir is not None and cfg.data.cache and use_cache) else None
     features: dict[str, FeatureBlock] = {}
     digests = []
@@ -138,11 +141,42 @@ def load_dataset(cfg: Config, workdir: Path | None = None, *, use_cache: bool = 
         train_splits=tuple(cfg.data.train_splits),
         candidates=candidates,
         variants=variants,
+        notes=notes,
     )
     from mer_ensemble.data.groupnorm import add_group_features, derived_feature_names
 
     add_group_features(ds, derived_feature_names(cfg))  # <feature>@group, from the features alone
     return ds
+
+
+def _drop_pool_rows_without_features(
+    table: pd.DataFrame, roots: list[Path], features: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Drop the unlabelled (pool) rows that lack a file of some feature (a video that could not be
+    prepared, a pool list longer than the features); labelled and test rows keep the error the
+    feature reader raises for them. Returns the table and a note with the count."""
+    from mer_ensemble.data.features import present_names
+
+    pool = (table["split"] == "unlabeled").to_numpy()
+    if not pool.any():
+        return table, []
+    names = table["name"].to_numpy(dtype=object)
+    keep = np.ones(len(table), dtype=bool)
+    lacking: dict[str, int] = {}
+    for feature in features:
+        present = present_names([r / feature for r in roots])
+        if present is None:
+            continue  # the folder is missing: the reader names it
+        missing = pool & ~np.isin(names, list(present))
+        if missing.any():
+            lacking[feature] = int(missing.sum())
+        keep &= ~missing
+    if keep.all():
+        return table, []
+    detail = ", ".join(f"{feature}: {count}" for feature, count in lacking.items())
+    note = (f"pool: {int((~keep).sum())} of {int(pool.sum())} unlabelled rows dropped, without a feature file "
+            f"({detail})")
+    return table[keep].reset_index(drop=True), [note]
 
 
 def _load_variants(

@@ -72,7 +72,12 @@ def missing_folders_message(cfg: Config, missing: list[str]) -> str:
     """The error for feature folders that do not exist, saying how to make them."""
     from mer_ensemble.data.load import feature_roots
 
-    where = ", ".join(str(r) for r in feature_roots(cfg))
+    roots = feature_roots(cfg)
+    where = ", ".join(str(r) for r in roots)
+    absent = [r for r in roots if not r.is_dir()]
+    if absent and cfg.data.feature_root:
+        where += (f"; data.feature_root {', '.join(str(r) for r in absent)} does not exist (relative paths are "
+                  "resolved from data.root)")
     made = [f for f in missing if cfg.media is not None and f in cfg.media.extractors]
     if made and len(made) == len(missing):
         how = f"`mer-ensemble features -c {cfg.source}` makes {'it' if len(made) == 1 else 'them'} from the videos"
