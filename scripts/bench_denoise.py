@@ -17,29 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_noise import write_features as write_mfcc  # noqa: E402
-from benchlib import markdown_table  # noqa: E402
+from benchlib import markdown_table, run_cli, test_scores  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EMODB = Path(os.environ.get("MER_SHARED_DATA", REPO.parent / "shared" / "data")) / "emodb"
-
-
-def cli(*args: object) -> str:
-    cmd = [sys.executable, "-m", "mer_ensemble", *map(str, args)]
-    print("$ mer-ensemble", " ".join(map(str, args)), file=sys.stderr)
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "MER_NO_PROGRESS": "1"})
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
 def main() -> None:
@@ -57,8 +46,8 @@ def main() -> None:
             link.symlink_to(EMODB / "wav" / f"{name}.wav")
     audio["noisy"], audio["denoised"] = work / "wav" / "noisy", work / "wav" / "denoised"
     if not (audio["noisy"] / "corrupt-manifest.csv").is_file():
-        cli("corrupt", "-i", audio["clean"], "-o", audio["noisy"], "--seed", 2, "--no-progress")
-    cli("denoise", "-i", audio["noisy"], "-o", audio["denoised"], "--no-progress")
+        run_cli("corrupt", "-i", audio["clean"], "-o", audio["noisy"], "--seed", 2, "--no-progress")
+    run_cli("denoise", "-i", audio["noisy"], "-o", audio["denoised"], "--no-progress")
     train_wav = work / "wav" / "train"
     train_wav.mkdir(parents=True, exist_ok=True)
     for name in labels["name"]:
@@ -66,14 +55,14 @@ def main() -> None:
         if not link.exists():
             link.symlink_to(EMODB / "wav" / f"{name}.wav")
     train_root = work / "features-train"
-    cli("extract", "-m", "audio", "--model", "opensmile:eGeMAPSv02", "-i", train_wav, "-o",
+    run_cli("extract", "-m", "audio", "--model", "opensmile:eGeMAPSv02", "-i", train_wav, "-o",
         train_root / "eGeMAPS_UTT", "--no-progress")
     if not (train_root / "mfcc40-UTT").is_dir():
         write_mfcc(EMODB / "wav", train_root / "mfcc40-UTT", list(labels["name"]))
     roots = {}
     for condition, folder in audio.items():
         roots[condition] = work / f"features-test-{condition}"
-        cli("extract", "-m", "audio", "--model", "opensmile:eGeMAPSv02", "-i", folder, "-o",
+        run_cli("extract", "-m", "audio", "--model", "opensmile:eGeMAPSv02", "-i", folder, "-o",
             roots[condition] / "eGeMAPS_UTT", "--no-progress")
         if not (roots[condition] / "mfcc40-UTT").is_dir():
             write_mfcc(folder, roots[condition] / "mfcc40-UTT", list(test["name"]))
@@ -93,21 +82,10 @@ def main() -> None:
             path = work / f"{feature}-{condition}.yaml"
             path.write_text(yaml.safe_dump(cfg))
             wd = work / f"wd-{feature}-{condition}"
-            cli("train-all", "-c", path, "--workdir", wd)
-            from mer_ensemble.config import load_config
-            from mer_ensemble.data import load_dataset
-            from mer_ensemble.metrics import weighted_f1
-            from mer_ensemble.store import load_runs
-
-            ds = load_dataset(load_config(path), None)
-            classes = ds.task.target("discrete").classes
-            for record in load_runs(wd):
-                run = record.manifest["run_id"]
-                names = ds.names[record.test_rows]
-                y_true = np.array([classes.index(c) for c in truth.loc[names]])
-                scores.setdefault((feature, run), {})[condition] = weighted_f1(y_true,
-                                                                               record.test["discrete"].argmax(1))
-                cv[(feature, run)] = record.manifest["cv"]["discrete"]["mean"]
+            run_cli("train-all", "-c", path, "--workdir", wd)
+            for run, (cv_mean, test) in test_scores(path, wd, truth).items():
+                scores.setdefault((feature, run), {})[condition] = test
+                cv[(feature, run)] = cv_mean
     rows = [[feature, run, f"{cv[(feature, run)]:.4f}", f"{by['clean']:.4f}", f"{by['noisy']:.4f}",
              f"{by['denoised']:.4f}", f"{by['denoised'] - by['noisy']:+.4f}"] for (feature, run), by in scores.items()]
     markdown_table("EmoDB test speakers 15/16, audio corrupted as MER-NOISE (weighted F1; trained on clean audio)",

@@ -17,27 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchlib import markdown_table  # noqa: E402
+from benchlib import markdown_table, run_cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EMODB = Path(os.environ.get("MER_SHARED_DATA", REPO.parent / "shared" / "data")) / "emodb"
 SHIPPED = {"audio": ["whisper-tiny-UTT", "mfcc-UTT"], "text": ["minilm-UTT"]}
-
-
-def cli(*args: object) -> str:
-    cmd = [sys.executable, "-m", "mer_ensemble", *map(str, args)]
-    print("$ mer-ensemble", " ".join(map(str, args)), file=sys.stderr)
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "MER_NO_PROGRESS": "1"})
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
 def config(work: Path, name: str, features: dict[str, list[str]], roots: list[Path]) -> Path:
@@ -63,8 +53,8 @@ def main() -> None:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     ours = work / "features"
-    cli("extract", "-m", "audio", "--model", "opensmile:eGeMAPSv02", "-i", EMODB / "wav", "-o", ours / "eGeMAPS_UTT",
-        "--no-progress")
+    run_cli("extract", "-m", "audio", "--model", "opensmile:eGeMAPSv02", "-i", EMODB / "wav", "-o",
+            ours / "eGeMAPS_UTT", "--no-progress")
     settings = {
         "eGeMAPS alone": {"audio": ["eGeMAPS_UTT"]},
         "shipped (whisper-tiny, mfcc, minilm)": SHIPPED,
@@ -74,15 +64,15 @@ def main() -> None:
     for index, (label, features) in enumerate(settings.items()):
         path = config(work, f"setting{index}", features, [ours, EMODB / "features"])
         wd = work / f"wd{index}"
-        cli("train-all", "-c", path, "--workdir", wd)
+        run_cli("train-all", "-c", path, "--workdir", wd)
         from mer_ensemble.store import load_runs
 
         best = max(load_runs(wd), key=lambda r: r.manifest["cv"]["discrete"]["mean"])
         sub = work / f"sub{index}.csv"
-        cli("blend", "-c", path, "--workdir", wd, "--out", sub)
+        run_cli("blend", "-c", path, "--workdir", wd, "--out", sub)
         sidecar = json.loads(sub.with_suffix(".json").read_text())
         nested = sidecar["combined_nested"]
-        scored = cli("score", sub, "--truth", EMODB / "test-truth.csv", "-c", path)
+        scored = run_cli("score", sub, "--truth", EMODB / "test-truth.csv", "-c", path)
         test = float(scored.split("discrete:")[1].split()[0])
         rows.append([label, f"{best.manifest['run_id']} {best.manifest['cv']['discrete']['mean']:.4f}",
                      f"{nested:.4f} ({sidecar['targets']['discrete']['method']})", f"{test:.4f}"])

@@ -14,6 +14,14 @@ from mer_ensemble.cli._app import app, friendly_errors
 EXIT_ITEMS_FAILED = 2
 
 
+def _finish(report, verb: str) -> None:  # noqa: ANN001 - a FolderReport
+    """Print a folder command's summary; exit with status 2 when some file failed."""
+    typer.echo(report.summary(verb))
+    if not report.ok:
+        typer.echo(f"error: {len(report.failures)} file(s) failed; see {report.errors_path}", err=True)
+        raise typer.Exit(EXIT_ITEMS_FAILED)
+
+
 @app.command("prepare")
 @friendly_errors
 def prepare_cli(
@@ -78,11 +86,7 @@ def transcribe_cli(
     report = transcribe_folder(inputs, model, out, language=language, batch_size=batch_size, device=device,
                                fp16=fp16, max_new_tokens=max_new_tokens, overwrite=overwrite, progress=progress,
                                log=lambda line: typer.echo(line, err=True))
-    typer.echo(f"{report.out}: {report.n_written} transcribed, {report.n_skipped} skipped, "
-               f"{len(report.failures)} failed of {report.n_items} in {report.seconds:.1f}s")
-    if not report.ok:
-        typer.echo(f"error: {len(report.failures)} file(s) failed; see {report.errors_path}", err=True)
-        raise typer.Exit(EXIT_ITEMS_FAILED)
+    _finish(report, "transcribed")
 
 
 @app.command("denoise")
@@ -107,11 +111,7 @@ def denoise_cli(
 
     report = denoise_folder(inputs, out, method=method, model=model, strength=strength, device=device, fp16=fp16,
                             overwrite=overwrite, progress=progress, log=lambda line: typer.echo(line, err=True))
-    typer.echo(f"{report.out}: {report.n_written} denoised, {report.n_skipped} skipped, {len(report.failures)} "
-               f"failed of {report.n_items} in {report.seconds:.1f}s")
-    if not report.ok:
-        typer.echo(f"error: {len(report.failures)} file(s) failed; see {report.errors_path}", err=True)
-        raise typer.Exit(EXIT_ITEMS_FAILED)
+    _finish(report, "denoised")
 
 
 @app.command("features")

@@ -31,42 +31,26 @@ method (a rerun with another is refused); unreadable files are listed in ``out/e
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mer_ensemble.errors import DataError, ExtractError
-from mer_ensemble.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from mer_ensemble.io import atomic_write_bytes, atomic_write_json, read_json
+from mer_ensemble.media._report import FolderReport
 
-__all__ = ["CONTRACT", "DenoiseReport", "Enhancer", "denoise_folder", "load_enhancer", "spectral_gate"]
+__all__ = ["CONTRACT", "Enhancer", "denoise_folder", "load_enhancer", "spectral_gate"]
 
 CONTRACT = "enhancer.json"
 FORMAT = "mer-ensemble enhancer v1"
 OVERLAP_SECONDS = 0.25
 SETTINGS = "denoise.json"
-
-
-@dataclass
-class DenoiseReport:
-    out: Path
-    n_items: int
-    n_written: int
-    n_skipped: int
-    failures: list[tuple[str, str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    errors_path: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
 
 
 def spectral_gate(wave: np.ndarray, rate: int, strength: float = 1.0) -> np.ndarray:
@@ -246,7 +230,7 @@ def denoise_folder(
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
-) -> DenoiseReport:
+) -> FolderReport:
     """Enhance every audio file of ``inputs`` into ``out`` (see the module docstring)."""
     from mer_ensemble.extract.audio import list_audio
     from mer_ensemble.progress import progress_bar
@@ -278,9 +262,11 @@ def denoise_folder(
                     failures.append((item.name, item.source, str(exc).strip().splitlines()[0]))
                 advance(1)
         atomic_write_json(out / SETTINGS, {"settings": settings, "complete": not failures})
-    errors_path = _write_errors(out, failures) if out.exists() else None
-    return DenoiseReport(out, len(items), len(todo) - len(failures), len(items) - len(todo), failures,
-                         time.perf_counter() - started, errors_path)
+    from mer_ensemble.extract._store import write_errors
+
+    errors_path = write_errors(out, failures) if out.exists() else None
+    return FolderReport(out, len(items), len(todo) - len(failures), len(items) - len(todo), failures,
+                        time.perf_counter() - started, errors_path)
 
 
 def _method(settings: dict[str, Any], model: str | Path | None, strength: float, device: str,
@@ -317,13 +303,3 @@ def _denoise_file(path: Path, out: Path, enhance: Callable[[np.ndarray, int], np
     buffer = io.BytesIO()
     sf.write(buffer, cleaned, rate, subtype=info.subtype, format=info.format)
     atomic_write_bytes(out / path.name, buffer.getvalue())
-
-
-def _write_errors(out: Path, failures: list[tuple[str, str, str]]) -> Path | None:
-    path = out / "errors.csv"
-    if not failures:
-        path.unlink(missing_ok=True)
-        return None
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows([("name", "source", "error"), *failures])
-    return atomic_write_text(path, buffer.getvalue())

@@ -20,7 +20,6 @@ import csv
 import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +27,12 @@ import numpy as np
 
 from mer_ensemble.errors import ExtractError
 from mer_ensemble.io import atomic_write_json, atomic_write_text, read_json
+from mer_ensemble.media._report import FolderReport
 
-__all__ = ["TranscribeReport", "read_transcripts", "transcribe_folder"]
+__all__ = ["read_transcripts", "transcribe_folder"]
 
 RATE = 16000
 WINDOW_SECONDS = 30.0
-
-
-@dataclass
-class TranscribeReport:
-    """What a run did; ``failures``: ``(name, source, error)``."""
-
-    out: Path
-    n_items: int
-    n_written: int
-    n_skipped: int
-    failures: list[tuple[str, str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    errors_path: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
 
 
 def read_transcripts(path: str | Path) -> dict[str, str]:
@@ -176,10 +159,11 @@ def transcribe_folder(
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
-) -> TranscribeReport:
+) -> FolderReport:
     """Transcribe every audio file of ``inputs`` into the CSV ``out`` (see the module docstring)."""
     from mer_ensemble.extract._checkpoint import checkpoint_fingerprint, require_checkpoint, resolve_device
     from mer_ensemble.extract._common import ItemFailure
+    from mer_ensemble.extract._store import write_errors
     from mer_ensemble.extract.audio import list_audio, read_audio
     from mer_ensemble.progress import progress_bar
 
@@ -229,12 +213,6 @@ def transcribe_folder(
                 advance(len(todo[start : start + window]))
     elif not out.exists():
         _write_transcripts(out, done)
-    errors_path = out.with_name(f"{out.stem}-errors.csv")
-    if failures:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows([("name", "source", "error"), *failures])
-        atomic_write_text(errors_path, buffer.getvalue())
-    elif errors_path.exists():
-        errors_path.unlink()
-    return TranscribeReport(out, len(items), written, len(items) - len(todo), failures,
-                            time.perf_counter() - started, errors_path if failures else None)
+    errors_path = write_errors(out.parent, failures, f"{out.stem}-errors.csv")
+    return FolderReport(out, len(items), written, len(items) - len(todo), failures, time.perf_counter() - started,
+                        errors_path)
