@@ -131,7 +131,7 @@ def no_person_photos() -> list[np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2, help="random placements per background, scale and condition")
-    parser.add_argument("--detectors", default="dlib,haar", help="name[:threshold],... e.g. dlib,dlib:0.3,haar")
+    parser.add_argument("--detectors", default="dlib+haar,dlib,haar", help="name[:threshold],... e.g. dlib:0.3")
     parser.add_argument("--min-face", type=int, default=40, help="smallest face side searched, in pixels")
     args = parser.parse_args()
     import cv2

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mer_ensemble.cli import app
-from tests.media.conftest import emodb_names, emodb_wav, make_videos, needs_emodb
+from tests.media.videos import emodb_names, emodb_wav, make_videos, needs_emodb
 
 runner = CliRunner()
 pytestmark = needs_emodb

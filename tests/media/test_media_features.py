@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from mer_ensemble.cli import app
-from tests.media.conftest import EMODB, make_videos, needs_emodb
+from tests.media.videos import EMODB, make_videos, needs_emodb
 
 pytest.importorskip("opensmile")
 pytest.importorskip("transformers")
