@@ -109,16 +109,16 @@ def _whisper_asr(folder: Path, layers: int) -> None:
     config = WhisperConfig(
         d_model=HIDDEN, encoder_layers=layers, decoder_layers=layers, encoder_attention_heads=2,
         decoder_attention_heads=2, encoder_ffn_dim=2 * HIDDEN, decoder_ffn_dim=2 * HIDDEN, num_mel_bins=80,
-        vocab_size=len(vocab), max_target_positions=64, pad_token_id=ids[end], bos_token_id=ids[end],
+        vocab_size=len(vocab), max_target_positions=24, pad_token_id=ids[end], bos_token_id=ids[end],
         eos_token_id=ids[end], decoder_start_token_id=ids["<|startoftranscript|>"],
     )
     model = WhisperForConditionalGeneration(config).eval()
     model.generation_config = GenerationConfig(
         decoder_start_token_id=ids["<|startoftranscript|>"], eos_token_id=ids[end], pad_token_id=ids[end],
-        bos_token_id=ids[end], max_length=64, is_multilingual=True, no_timestamps_token_id=ids["<|notimestamps|>"],
+        bos_token_id=ids[end], max_length=24, is_multilingual=True, no_timestamps_token_id=ids["<|notimestamps|>"],
         lang_to_id={t: ids[t] for t in ("<|en|>", "<|de|>", "<|zh|>")},
         task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
-        begin_suppress_tokens=[], suppress_tokens=[],
+        begin_suppress_tokens=[ids[end]], suppress_tokens=[i for t, i in ids.items() if t != end],  # text only
     )
     model.save_pretrained(folder)
     WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tokenizer).save_pretrained(folder)

@@ -16,6 +16,7 @@ pytest.importorskip("transformers")
 sf = pytest.importorskip("soundfile")
 WAV = SHARED_DATA / "emodb" / "wav"
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
