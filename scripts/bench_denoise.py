@@ -95,7 +95,7 @@ def main() -> None:
     rows = [[feature, run, f"{cv[(feature, run, 'clean')]:.4f}", f"{by['clean']:.4f}", f"{by['noisy']:.4f}",
              f"{by['denoised']:.4f}", f"{cv[(feature, run, 'denoised everywhere')]:.4f}",
              f"{by['denoised everywhere']:.4f}"] for (feature, run), by in scores.items()]
-    markdown_table("EmoDB test speakers 15/16, audio corrupted as MER-NOISE (weighted F1; trained on clean audio)",
+    markdown_table("EmoDB test speakers 15/16, audio corrupted as MER-NOISE (test weighted F1)",
                    ["feature", "run", "CV (clean, speaker-grouped)", "test clean", "test noisy (5..10 dB)",
                     "test denoised (spectral)", "CV (denoised training audio)", "test denoised, trained denoised"],
                    rows)
