@@ -134,7 +134,8 @@ def build_features(
                               progress=progress, log=log)
     from mer_ensemble.names import name_problem
 
-    names = [row["name"] for row in prepared.rows if name_problem(row["name"]) is None]
+    names = [row["name"] for row in prepared.rows if name_problem(row["name"]) is None
+             and not row["error"].startswith(("duplicate name", "invalid name"))]
     results = []
     for feature, spec in media.extractors.items():
         inputs, have = _inputs(cfg, spec, work, names, progress, log)
