@@ -365,7 +365,12 @@ def save_blend(exp: Experiment, result: BlendResult, out: str | Path | None = No
     path = Path(out) if out else Path("submissions") / f"{exp.stem}-{label}-{stamp}.csv"
     sidecar = _sidecar(exp, result, stamp)
     names = exp.dataset.names[exp.dataset.test_rows]
-    written = write_submission(result.test_labels(), names, exp.task, path, sidecar=sidecar)
+    task = exp.task
+    if exp.config.blend.zip and not task.zip_submission:
+        from dataclasses import replace
+
+        task = replace(task, zip_submission=True, submission_filename=task.submission_filename or "submission.csv")
+    written = write_submission(result.test_labels(), names, task, path, sidecar=sidecar)
     folder = exp.workdir / "blend"
     atomic_save_npz(
         folder / "latest.npz",

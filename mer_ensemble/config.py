@@ -3,7 +3,9 @@
 The key names are a contract other tools rely on: ``task``, ``data.layout``,
 ``data.root``, ``data.features``, ``data.targets``, ``data.group_by``,
 ``cv.folds``, ``cv.seeds``, ``models``, ``workdir``. Relative paths in
-``data.*`` and ``truth.*`` are resolved against the config file's folder.
+``data.root`` and ``truth.*`` are resolved against the config file's folder; the other
+``data.*`` paths (lists, ``feature_root``) and ``media.videos`` / ``media.work`` against
+``data.root``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ __all__ = [
     "Config",
     "CVConfig",
     "DataConfig",
+    "ExtractorSpec",
+    "MediaConfig",
     "ModelSpec",
     "PortfolioConfig",
     "PseudoConfig",
@@ -51,7 +55,7 @@ class DataConfig(_Strict):
     classes: dict[str, list[str]] = Field(default_factory=dict)
     feature_root: str | list[str] | None = Field(
         None, description="folder(s) holding the feature folders, searched in order (default <root>/features); "
-        "e.g. MEIJU Track 1: [Annotation/features, NoAnnotation/features]",
+        "relative paths are relative to data.root, e.g. MEIJU Track 1: [Annotation/features, NoAnnotation/features]",
     )
     label_file: str | None = None
     test_file: str | None = None
@@ -249,6 +253,8 @@ class BlendConfig(_Strict):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     storage: str | None = None
     class_bias: bool = False
+    zip: bool = Field(False, description="also write <stem>.zip holding the CSV as submission.csv (MER2025's "
+                      "Codalab accepts only that name); zipped tasks (MEIJU) always get one")
 
 
 class PseudoConfig(_Strict):
@@ -263,6 +269,53 @@ class PseudoConfig(_Strict):
     use_candidates: bool = True
     use_test: bool = False
     patience: int = Field(1, ge=1)
+
+
+class ExtractorSpec(_Strict):
+    """How one feature folder of ``media.extractors`` is made (see ``docs/media.md``).
+
+    ``model``: a local checkpoint folder or ``opensmile:<set>``; ``denoise``: ``spectral`` or an
+    enhancement checkpoint folder, applied to the audio first (audio and text extractors);
+    ``transcribe``: a Whisper checkpoint whose transcripts the text extractor reads
+    (``language`` passed on); ``input``: a CSV with name and text columns instead (text, relative
+    to ``data.root``); ``options``: ``extract`` options (``layers``, ``pooling``, ``batch_size``,
+    ``text_column``...); ``missing``: ``zeros`` gives a video without input for this modality (no
+    audio track, no face, no transcript, not decodable) a zero vector, ``skip`` leaves it out.
+    """
+
+    modality: Literal["audio", "text", "vision"]
+    model: str
+    denoise: str | None = None
+    transcribe: str | None = None
+    language: str | None = None
+    input: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    missing: Literal["zeros", "skip"] = "zeros"
+
+    @model_validator(mode="after")
+    def _inputs_fit_the_modality(self) -> ExtractorSpec:
+        if self.modality != "text" and (self.transcribe or self.input):
+            raise ValueError(f"transcribe/input apply to text extractors, not {self.modality}")
+        if self.modality == "vision" and self.denoise:
+            raise ValueError("denoise applies to audio (and transcribed text), not vision")
+        if self.modality == "text" and not (self.transcribe or self.input):
+            raise ValueError("a text extractor needs transcribe: <Whisper checkpoint> or input: <CSV with the texts>")
+        return self
+
+
+class MediaConfig(_Strict):
+    """From the organisers' videos to the feature folders (``mer-ensemble features -c``).
+
+    ``videos`` and ``work`` are relative to ``data.root`` (or absolute); ``prepare`` holds
+    ``prepare`` options (``fps``, ``face_size``, ``detector``, ``scene_every``...); ``jobs``: videos
+    prepared in parallel (default: every core); ``extractors``: feature folder -> how it is made.
+    """
+
+    videos: str
+    work: str = "prep"
+    prepare: dict[str, Any] = Field(default_factory=dict)
+    jobs: int | None = Field(None, ge=1)
+    extractors: dict[str, ExtractorSpec] = Field(default_factory=dict)
 
 
 class Config(_Strict):
@@ -280,6 +333,7 @@ class Config(_Strict):
     blend: BlendConfig = Field(default_factory=BlendConfig)
     pseudo: PseudoConfig = Field(default_factory=PseudoConfig)
     truth: dict[str, str] = Field(default_factory=dict, description="split -> truth CSV, for scoring only")
+    media: MediaConfig | None = None
     workdir: str | None = None
 
     # set by load_config, not by the YAML

@@ -23,7 +23,19 @@ from mer_ensemble.data.folds import Folds, load_or_make_folds
 from mer_ensemble.data.settings import DataSettings
 from mer_ensemble.tasks import TaskSpec
 
-__all__ = ["Experiment", "data_settings"]
+__all__ = ["Experiment", "data_settings", "feature_roots"]
+
+
+def feature_roots(config: Config) -> list[Path]:
+    """The folders holding feature folders, in search order: ``data.feature_root`` (one folder or a
+    list; relative paths resolve from ``data.root``, as in MEIJU's ``Annotation/features``) or
+    ``<data.root>/features``."""
+    root = config.resolve_path(config.data.root)
+    value = config.data.feature_root
+    if not value:
+        return [root / "features"]
+    values = [value] if isinstance(value, str) else list(value)
+    return [root / Path(v).expanduser() for v in values]  # an absolute path stays as it is
 
 
 def data_settings(config: Config) -> DataSettings:
@@ -31,7 +43,6 @@ def data_settings(config: Config) -> DataSettings:
     from mer_ensemble.data.groupnorm import derived_feature_names
 
     data = config.data
-    roots = data.feature_root
     text_file = data.text_file
     return DataSettings(
         layout=data.layout,
@@ -42,7 +53,7 @@ def data_settings(config: Config) -> DataSettings:
         classes={t: list(c) for t, c in data.classes.items()},
         metric=config.scoring.metric,
         combine=config.scoring.combine,
-        feature_roots=tuple(config.resolve_path(r) for r in ([roots] if isinstance(roots, str) else roots or [])),
+        feature_roots=tuple(feature_roots(config)),
         label_file=data.label_file,
         test_file=data.test_file,
         pool_file=data.pool_file,
@@ -95,7 +106,7 @@ class Experiment:
         ds = dataset if dataset is not None else load_dataset(data_settings(config), workdir, use_cache=use_cache)
         folds = load_or_make_folds(ds, workdir, config.cv.folds, config.cv.fold_seed)
         config, notes = _drop_unhelpful_group_runs(config, ds)
-        return cls(config, workdir, ds, folds, notes)
+        return cls(config, workdir, ds, folds, [*ds.notes, *notes])
 
     @property
     def task(self) -> TaskSpec:

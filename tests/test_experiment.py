@@ -45,7 +45,8 @@ def test_data_settings_carry_the_config_as_plain_values_with_resolved_paths(tmp_
     )
     settings = data_settings(load_config(config))
     assert settings.root == tmp_path / "data" and settings.layout == "generic" and settings.task == "generic"
-    assert settings.feature_roots == (tmp_path / "conf" / "feats" / "a", Path("/abs/feats"))
+    # relative feature roots resolve from data.root, as MEIJU's Annotation/features does
+    assert settings.feature_roots == (tmp_path / "data" / "feats" / "a", Path("/abs/feats"))
     assert settings.text_file == ("transcript.csv",) and settings.text_column == "english"
     assert settings.audio_dir == "wav" and settings.train_splits == ("train",) and settings.metric == "macro_f1"
     assert settings.group_features == ("fa-UTT@group", "fb-UTT@group"), "the @group blocks the runs read"

@@ -34,9 +34,14 @@ def load(config: Path, overrides: list[str] | None, workdir: Path | None) -> tup
 
 def open_experiment(config: Path, overrides: list[str] | None, workdir: Path | None) -> Experiment:
     """The config's :class:`~mer_ensemble.experiment.Experiment` (data loaded, folds read or made)."""
+    from mer_ensemble.errors import DataError
     from mer_ensemble.experiment import Experiment
+    from mer_ensemble.media.features import missing_feature_folders, missing_folders_message
 
     cfg, wd = load(config, overrides, workdir)
+    missing = missing_feature_folders(cfg)
+    if missing:  # say how to make them (features -c) before the dataset reader stops at the first
+        raise DataError(missing_folders_message(cfg, missing))
     return Experiment.open(cfg, wd)
 
 

@@ -68,11 +68,15 @@ def blend_cli(
     out: Path | None = typer.Option(
         None, "--out", help="Submission path [default: submissions/<config>-<method>-<time>.csv]."
     ),
+    zip_: bool = typer.Option(
+        False, "--zip", help="Also write <stem>.zip holding the CSV as submission.csv [default: blend.zip]."
+    ),
 ) -> None:
     """Blend the stored runs per target, report honest scores, write a validated submission."""
     from mer_ensemble.blend import blend_runs, save_blend
     from mer_ensemble.store import require_runs
 
+    set_ = [*(set_ or []), *(["blend.zip=true"] if zip_ else [])]
     require_runs(load(config, set_, workdir)[1])
     exp = open_experiment(config, set_, workdir)
     result = blend_runs(exp, choose=method)

@@ -128,6 +128,8 @@ class Dataset:
     variants: dict[str, list[FeatureBlock]] = field(default_factory=dict)
     raw: dict[str, np.ndarray] = field(default_factory=dict)
     raw_digests: dict[str, str] = field(default_factory=dict)
+    #: what loading changed, for ``check`` to print (e.g. pool rows dropped without a feature file)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:

@@ -37,7 +37,7 @@ from mer_ensemble.errors import DataError, MerError
 from mer_ensemble.io import read_json, read_npy, writing
 from mer_ensemble.progress import progress_bar
 
-__all__ = ["FeatureFiles", "feature_level_from_name", "find_feature_files", "load_feature"]
+__all__ = ["FeatureFiles", "feature_level_from_name", "find_feature_files", "load_feature", "present_names"]
 
 CACHE_VERSION = 2
 #: cache entries kept per feature besides the one just written (other name sets or folders)
@@ -93,6 +93,19 @@ def _listing(folder: Path) -> tuple[dict[str, os.DirEntry], dict[str, os.DirEntr
             elif entry.is_dir():
                 dirs[entry.name] = entry
     return files, dirs
+
+
+def present_names(folders: Sequence[Path]) -> set[str] | None:
+    """Every name with a ``<name>.npy`` file or a ``<name>/`` folder in any of ``folders`` (one
+    ``scandir`` each, nothing read); None when none of the folders exists."""
+    existing = [f for f in folders if f.is_dir()]
+    if not existing:
+        return None
+    names: set[str] = set()
+    for folder in existing:
+        files, dirs = _listing(folder)
+        names.update(files, dirs)
+    return names
 
 
 def _stats(st: os.stat_result) -> tuple[int, int, int, int]:

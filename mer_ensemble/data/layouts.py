@@ -46,10 +46,23 @@ def _load_csv(path: Path) -> pd.DataFrame:
     return df
 
 
+def _headerless(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A CSV whose first line is already a row (``<name>.mp4,<sentence>``, as some transcription
+    files come) read again without a header: columns ``name``, ``sentence``, then ``column<i>``."""
+    first = str(df.columns[0]).strip() if len(df.columns) else ""
+    if "name" in df.columns or not first or strip_extension(first) == first:
+        return df
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", header=None)
+    raw.columns = ["name", "sentence", *[f"column{i}" for i in range(2, raw.shape[1])]][: raw.shape[1]]
+    return raw
+
+
 def _read_csv(path: Path, required: Sequence[str], what: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{what} file {path} not found")
     df = _load_csv(path)
+    if required == ["name"]:  # a name list may come without a header line
+        df = _headerless(df, path)
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
@@ -283,6 +296,9 @@ def _read_csv_any_name(path: Path, targets: Sequence[str], split: str = "train")
     extension stripped once; target columns matched case-insensitively."""
     df = _load_csv(path)
     lower = {c.lower(): c for c in df.columns}
+    if not any(c.lower() in lower for c in _NAME_COLUMNS):
+        df = _headerless(df, path)
+        lower = {c.lower(): c for c in df.columns}
     column = next((lower[c.lower()] for c in _NAME_COLUMNS if c.lower() in lower), None)
     if column is None:
         raise DataError(f"{path}: missing a name column (FileName or name); found {list(df.columns)}")

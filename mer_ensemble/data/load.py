@@ -100,10 +100,11 @@ def load_dataset(settings: DataSettings, workdir: Path | None = None, *, use_cac
     settings = _check_settings(settings)
     root = settings.root
     table = load_table(settings)
+    roots = settings.search_roots()
+    table, notes = _drop_pool_rows_without_features(table, roots, [f for fs in settings.features.values() for f in fs])
     task = resolve_data_task(settings, table)
     labels = {t.name: _encode(table, t.name, t.classes, root) for t in task.targets}
     names = table["name"].to_numpy(dtype=object)
-    roots = settings.search_roots()
     cache_dir = (workdir / "cache") if (workdir is not None and settings.cache and use_cache) else None
     features, digests = _load_features(settings, names, roots, cache_dir)
     variants = _load_variants(settings, table, features, roots, cache_dir, digests)
@@ -124,6 +125,7 @@ def load_dataset(settings: DataSettings, workdir: Path | None = None, *, use_cac
         variants=variants,
         raw=raw,
         raw_digests={kind: raw_digest(kind, values) for kind, values in raw.items()},
+        notes=notes,
     )
     from mer_ensemble.data.groupnorm import add_group_features
 
@@ -154,6 +156,36 @@ def _candidates(settings: DataSettings, names: np.ndarray) -> np.ndarray | None:
 
     cand = set(_name_list(settings.root / settings.candidate_file, "candidate list")["name"])
     return np.array([n in cand for n in names])
+
+
+def _drop_pool_rows_without_features(
+    table: pd.DataFrame, roots: list[Path], features: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Drop the unlabelled (pool) rows that lack a file of some feature (a video that could not be
+    prepared, a pool list longer than the features); labelled and test rows keep the error the
+    feature reader raises for them. Returns the table and a note with the count."""
+    from mer_ensemble.data.features import present_names
+
+    pool = (table["split"] == "unlabeled").to_numpy()
+    if not pool.any():
+        return table, []
+    names = table["name"].to_numpy(dtype=object)
+    keep = np.ones(len(table), dtype=bool)
+    lacking: dict[str, int] = {}
+    for feature in features:
+        present = present_names([r / feature for r in roots])
+        if present is None:
+            continue  # the folder is missing: the reader names it
+        missing = pool & ~np.isin(names, list(present))
+        if missing.any():
+            lacking[feature] = int(missing.sum())
+        keep &= ~missing
+    if keep.all():
+        return table, []
+    detail = ", ".join(f"{feature}: {count}" for feature, count in lacking.items())
+    note = (f"pool: {int((~keep).sum())} of {int(pool.sum())} unlabelled rows dropped, without a feature file "
+            f"({detail})")
+    return table[keep].reset_index(drop=True), [note]
 
 
 def _load_variants(

@@ -29,6 +29,10 @@ COMMANDS = [
     "corrupt",
     "tune",
     "report",
+    "prepare",
+    "transcribe",
+    "denoise",
+    "features",
 ]
 
 
