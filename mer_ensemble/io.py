@@ -9,6 +9,7 @@ that names the file and what is wrong.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -16,7 +17,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -112,15 +113,69 @@ def _why(path: Path, exc: BaseException, kind: str) -> str:
     return f"damaged or truncated {kind} file ({text})"
 
 
+def _npy_header(fp: BinaryIO) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, end of header)`` of the ``.npy`` stream at ``fp``'s position (ValueError when
+    it is not one); nothing after the header is read."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fp)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, _, dtype = fmt.read_array_header_2_0(fp)
+    else:
+        shape, _, dtype = fmt._read_array_header(fp, version)
+    return tuple(shape), dtype, fp.tell()
+
+
+def _check_npy_size(where: str, shape: tuple[int, ...], dtype: np.dtype, header_end: int, size: int,
+                    error: type[MerError], kind: str = ".npy") -> None:
+    """Refuse a header whose shape needs more bytes than the file holds, before anything is
+    allocated (a damaged header could otherwise ask for hundreds of GiB)."""
+    if dtype.hasobject:
+        return  # refused when read (nothing is unpickled)
+    need = header_end + math.prod(shape) * dtype.itemsize
+    if size < need:
+        raise error(f"{where}: damaged or truncated {kind} file (its header promises shape {shape} of {dtype}, "
+                    f"{_size_text(need)}, but the file holds {_size_text(size)})")
+
+
+def _size_text(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def read_npy(path: str | Path, error: type[MerError], *, mmap: bool = False) -> np.ndarray:
-    """One ``.npy`` array, or ``error("<path>: ...")``. ``mmap`` memory-maps it read-only."""
+    """One ``.npy`` array, or ``error("<path>: ...")``. ``mmap`` memory-maps it read-only.
+
+    The header's shape is compared with the file's size before anything is allocated."""
     path = Path(path)
     try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        with open(path, "rb") as fp:
+            shape, dtype, end = _npy_header(fp)
+            _check_npy_size(str(path), shape, dtype, end, os.fstat(fp.fileno()).st_size, error)
+            if not mmap:
+                fp.seek(0)
+                return np.lib.format.read_array(fp, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r")
     except _BROKEN as exc:
         if isinstance(exc, OSError) and not path.is_file():
             raise
         raise error(f"{path}: cannot be read as .npy: {_why(path, exc, '.npy')}") from None
+
+
+def _check_npz_members(path: Path, error: type[MerError], prefix: str) -> None:
+    """Every ``.npy`` member's header against the member's size (see :func:`_check_npy_size`)."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as fp:
+                shape, dtype, end = _npy_header(fp)
+            _check_npy_size(f"{prefix}{path}: member {info.filename}", shape, dtype, end, info.file_size, error,
+                            ".npz")
 
 
 def read_npz(path: str | Path, error: type[MerError], *, what: str = "") -> dict[str, np.ndarray]:
@@ -129,6 +184,7 @@ def read_npz(path: str | Path, error: type[MerError], *, what: str = "") -> dict
     path = Path(path)
     prefix = f"{what}: " if what else ""
     try:
+        _check_npz_members(path, error, prefix)
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     except _BROKEN as exc:
