@@ -1,0 +1,166 @@
+"""What a careless or hostile user types cannot destroy stored data, and damaged workdir files or odd
+values are one line naming the culprit with a non-zero exit: every case found by an adversarial pass
+over the CLI, each reproduced through the command a user would run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mer_ensemble.cli import app
+from tests.conftest import write_config, write_generic
+
+runner = CliRunner()
+
+
+def invoke(*args: object, env: dict[str, str] | None = None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def one_line_error(result, *fragments: str, code: int = 1) -> str:
+    """The command failed with ``code`` and said so in one ``error:`` line (no traceback) holding
+    every fragment; at most two lines on stderr-like output mention the failure."""
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "╭" not in result.output and "pickle" not in result.output
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes, to show that a refused command changed nothing."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def experiment(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "exp.yaml", write_generic(tmp_path / "data"))
+
+
+# --- feature files --------------------------------------------------------------------------------
+
+
+def test_a_float64_value_beyond_float32_is_named_by_check_and_train_all(experiment: Path, tmp_path: Path):
+    path = tmp_path / "data" / "features" / "fa-UTT" / "utt0007.npy"
+    np.save(path, np.full(8, 1e300))
+    for command in ("check", "train-all"):
+        line = one_line_error(invoke(command, "-c", experiment, "--workdir", tmp_path / "wd"), str(path),
+                              "beyond float32's range")
+        assert "1e+300" in line
+    assert not (tmp_path / "wd" / "store").exists()
+
+
+def test_a_header_promising_more_than_the_file_holds_is_refused_before_allocating(experiment: Path,
+                                                                                 tmp_path: Path):
+    path = tmp_path / "data" / "features" / "fa-UTT" / "utt0003.npy"
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (100000000000,), }"
+    header += b" " * (117 - len(header)) + b"\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(64))
+    line = one_line_error(invoke("check", "-c", experiment, "--workdir", tmp_path / "wd"), str(path),
+                          "(100000000000,)")
+    assert "745.1 GiB" in line and "192 bytes" in line
+
+
+def test_a_complex_feature_is_refused(experiment: Path, tmp_path: Path):
+    path = tmp_path / "data" / "features" / "fb-UTT" / "utt0001.npy"
+    np.save(path, np.ones(6, np.complex64))
+    one_line_error(invoke("check", "-c", experiment, "--workdir", tmp_path / "wd"), str(path), "complex64",
+                   "not real")
+
+
+def test_every_non_finite_file_is_counted_and_the_first_few_named(experiment: Path, tmp_path: Path):
+    folder = tmp_path / "data" / "features" / "fa-UTT"
+    bad = [f"utt{i:04d}" for i in (2, 5, 9, 11, 40, 70)]
+    for name in bad:
+        np.save(folder / f"{name}.npy", np.full(8, np.nan, np.float32))
+    line = one_line_error(invoke("check", "-c", experiment, "--workdir", tmp_path / "wd"),
+                          str(folder / "utt0002.npy"), "NaN/inf", "6 of the 110 files of fa-UTT")
+    assert "utt0005.npy" in line and "utt0009.npy" in line and "(+3 more)" in line
+
+
+# --- config values --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seeds, fragment", [
+    ("[]", "cv.seeds: an empty list"),
+    ("[-1]", "cv.seeds: seed -1 is out of range"),
+    ("[4294967296]", "cv.seeds: seed 4294967296 is out of range"),
+    ("[5000000]", "seeds are whole numbers from 0 to 4294966"),
+    ("[1, 1]", "cv.seeds: seed 1 is listed twice"),
+])
+def test_bad_seeds_are_refused_by_check_and_train_all(experiment: Path, tmp_path: Path, seeds: str, fragment: str):
+    for command in ("check", "train-all"):
+        result = invoke(command, "-c", experiment, "--workdir", tmp_path / "wd", "--set", f"cv.seeds={seeds}")
+        one_line_error(result, "exp.yaml", fragment)
+    model = invoke("check", "-c", experiment, "--workdir", tmp_path / "wd", "--set", f"models.0.seeds={seeds}")
+    one_line_error(model, fragment.replace("cv.seeds", "models.0.seeds"))
+
+
+def test_the_largest_seed_trains(experiment: Path, tmp_path: Path):
+    assert invoke("train-all", "-c", experiment, "--workdir", tmp_path / "wd", "--set",
+                  "cv.seeds=[4294966]").exit_code == 0
+
+
+def test_duplicate_run_ids_are_one_short_line(experiment: Path, tmp_path: Path):
+    result = invoke("check", "-c", experiment, "--workdir", tmp_path / "wd", "--set",
+                    "models=[{name: linear, id: a}, {name: linear, id: a}]")
+    line = one_line_error(result, "duplicate run id 'a'")
+    assert "data" not in line and len(line) < 160
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("pseudo-label", "--rounds", "0"), "Invalid value for '--rounds'"),
+    (("tune", "lin", "--trials", "-1"), "Invalid value for '--trials'"),
+    (("tune", "lin", "--trials", "abc"), "Invalid value for '--trials'"),
+    (("nosuch",), "No such command 'nosuch'"),
+])
+def test_usage_errors_are_one_line_like_every_other_error(experiment: Path, args: tuple[str, ...], fragment: str):
+    result = invoke(*args, *(("-c", experiment) if args[0] != "nosuch" else ()))
+    one_line_error(result, fragment, "--help", code=2)
+
+
+def test_ctrl_c_says_what_was_kept(experiment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mer_ensemble.training.runner.train_all", interrupted)
+    result = invoke("train-all", "-c", experiment, "--workdir", tmp_path / "wd")
+    one_line_error(result, "interrupted (Ctrl-C)", "running the same command again continues", code=130)
+
+
+@pytest.mark.parametrize("damage", ["nan", "constant", "symlink"])
+def test_a_cache_entry_changed_in_place_is_read_again_from_the_feature_files(experiment: Path, tmp_path: Path,
+                                                                             damage: str):
+    wd = tmp_path / "wd"
+    assert invoke("check", "-c", experiment, "--workdir", wd).exit_code == 0
+    values = next((wd / "cache").glob("fa-UTT-*/values.npy"))
+    clean = np.load(values).copy()
+    before = values.stat()
+    if damage == "nan":  # in place, same size and mtime: the stats of the feature files do not change
+        array = np.load(values, mmap_mode="r+")
+        array[3, 2] = np.nan
+        array.flush()
+        del array
+        os.utime(values, ns=(before.st_atime_ns, before.st_mtime_ns))
+    elif damage == "constant":
+        np.save(values, np.zeros_like(clean))
+    else:
+        other = tmp_path / "other.npy"
+        np.save(other, clean[::-1].copy())
+        values.unlink()
+        values.symlink_to(other)
+    result = invoke("check", "-c", experiment, "--workdir", wd)
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and str(values) in warned[0] and "checksum" in warned[0], result.output
+    assert np.array_equal(np.load(values), clean) and not values.is_symlink()
+    assert invoke("train-all", "-c", experiment, "--workdir", wd).exit_code == 0
