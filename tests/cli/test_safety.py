@@ -164,3 +164,72 @@ def test_a_cache_entry_changed_in_place_is_read_again_from_the_feature_files(exp
     assert len(warned) == 1 and str(values) in warned[0] and "checksum" in warned[0], result.output
     assert np.array_equal(np.load(values), clean) and not values.is_symlink()
     assert invoke("train-all", "-c", experiment, "--workdir", wd).exit_code == 0
+
+
+# --- folds ----------------------------------------------------------------------------------------
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:37])  # ends inside a line
+
+
+def _non_integer(path: Path) -> None:
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].split(",")[0] + ",two"
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _minus_one(path: Path) -> None:
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].split(",")[0] + ",-1"
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _duplicated(path: Path) -> None:
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[5]]) + "\n")
+
+
+@pytest.mark.parametrize("damage, fragments", [
+    (_truncate, ["folds.csv, line 4", "no fold id (the file is truncated?)"]),
+    (lambda p: p.write_text(""), ["folds.csv: the folds file is empty"]),
+    (lambda p: p.write_bytes(b"\xff\xfe\x00garbage"), ["folds.csv: not a folds file"]),
+    (_non_integer, ["folds.csv, line 4", "fold 'two' is not a fold id"]),
+    (_minus_one, ["folds.csv, line 4", "fold '-1' is not a fold id"]),
+    (_duplicated, ["folds.csv, line 62", "listed twice"]),
+    (lambda p: p.with_suffix(".json").write_text("garbage"), ["folds.json: not valid JSON"]),
+    (lambda p: p.with_suffix(".json").write_text(""), ["folds.json: the file is empty"]),
+    (lambda p: p.with_suffix(".json").write_text("[1, 2]"), ["folds.json: expected a JSON object with the hash"]),
+    (lambda p: p.with_suffix(".json").write_text("{}"), ["folds.json: expected a JSON object with the hash"]),
+    (lambda p: p.with_suffix(".json").unlink(), ["folds.json: missing"]),
+])
+def test_a_damaged_folds_file_is_one_line_naming_it(experiment: Path, tmp_path: Path, damage, fragments: list[str]):
+    wd = tmp_path / "wd"
+    assert invoke("train-all", "-c", experiment, "--workdir", wd).exit_code == 0
+    damage(wd / "folds.csv")
+    kept = snapshot(wd)
+    for command in ("check", "train-all", "blend"):
+        line = one_line_error(invoke(command, "-c", experiment, "--workdir", wd), *fragments)
+        assert "delete folds.csv and folds.json" in line or "edited since" in line or "different" in line
+    assert snapshot(wd) == kept
+
+
+def test_folds_json_is_written_first_so_a_kill_between_leaves_nothing_stale(experiment: Path, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    from mer_ensemble.data import folds as folds_module
+
+    real = folds_module.atomic_write_text
+    written: list[str] = []
+
+    def killed_after_first(path: Path, text: str) -> Path:
+        if written:
+            raise KeyboardInterrupt
+        written.append(Path(path).name)
+        return real(path, text)
+
+    monkeypatch.setattr(folds_module, "atomic_write_text", killed_after_first)
+    wd = tmp_path / "wd"
+    assert invoke("check", "-c", experiment, "--workdir", wd).exit_code == 130
+    assert written == ["folds.json"] and not (wd / "folds.csv").exists()
+    monkeypatch.setattr(folds_module, "atomic_write_text", real)
+    assert invoke("check", "-c", experiment, "--workdir", wd).exit_code == 0
