@@ -233,3 +233,39 @@ def test_folds_json_is_written_first_so_a_kill_between_leaves_nothing_stale(expe
     assert written == ["folds.json"] and not (wd / "folds.csv").exists()
     monkeypatch.setattr(folds_module, "atomic_write_text", real)
     assert invoke("check", "-c", experiment, "--workdir", wd).exit_code == 0
+
+
+# --- label lists ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    ({1: (14, '"'), 2: (0, '"')}, 'labels.csv, line 2: a quote " opened there closes on line 3'),
+    ({5: (0, '"')}, 'labels.csv, line 6: a quote " opened there is never closed'),
+    ({3: (20, '"'), 7: (0, '"')}, 'labels.csv, line 8: a quote " opened there is never closed'),
+])
+def test_an_unbalanced_quote_in_a_label_list_names_the_file_and_line(experiment: Path, tmp_path: Path,
+                                                                     edit: dict, fragment: str):
+    path = tmp_path / "data" / "labels.csv"
+    lines = path.read_text().splitlines()
+    for i, (pos, text) in edit.items():
+        lines[i] = lines[i][:pos] + text + lines[i][pos:]
+    path.write_text("\n".join(lines) + "\n")
+    for command in ("check", "train-all", "validate-submission"):
+        args = (command, "-c", experiment) + (("--workdir", tmp_path / "wd") if command != "validate-submission"
+                                              else (tmp_path / "none.csv",))
+        line = one_line_error(invoke(*args), fragment)
+        assert "duplicate name" not in line
+
+
+def test_a_line_break_inside_a_quoted_name_is_refused_but_allowed_in_a_sentence(tmp_path: Path):
+    from mer_ensemble.data.layouts import read_meiju
+    from mer_ensemble.errors import DataError
+
+    (tmp_path / "Training.csv").write_text('FileName,sentence,emotion,intent\na.mp4,"one\ntwo",happy,agreeing\n'
+                                           'b.mp4,three,sad,neutral\n')
+    (tmp_path / "Testing.csv").write_text('FileName,sentence\nc.mp4,hi\n')
+    table = read_meiju(tmp_path)
+    assert table["name"].tolist() == ["a", "b", "c"]
+    (tmp_path / "Testing.csv").write_text('FileName,sentence\n"c\n.mp4",hi\n')
+    with pytest.raises(DataError, match=r"Testing.csv, line 2: a quoted field runs on to line 3"):
+        read_meiju(tmp_path)
