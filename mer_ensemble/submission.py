@@ -88,15 +88,16 @@ class _Table(NamedTuple):
     lines: list[int]
 
 
-def _read_table(source: str | Path | pd.DataFrame) -> _Table:
-    """Header and data rows of a CSV file or frame, with one-line errors for unreadable or empty files."""
+def _read_table(source: str | Path | pd.DataFrame, member: str | None = None) -> _Table:
+    """Header and data rows of a CSV file or frame, with one-line errors for unreadable or empty files
+    (``member``: the one name a zip of this task may hold)."""
     if isinstance(source, pd.DataFrame):
         values = source.astype(object).where(source.notna(), "").astype(str).values.tolist()
         return _Table("submission frame", [str(c) for c in source.columns], values, list(range(2, len(values) + 2)))
     path = Path(source)
     if not path.is_file():
         raise SubmissionError(f"{path}: submission file not found")
-    where, data = _submission_bytes(path)
+    where, data = _submission_bytes(path, member)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -114,21 +115,44 @@ def _read_table(source: str | Path | pd.DataFrame) -> _Table:
     return _Table(where, header, [row for _, row in numbered[1:]], [line for line, _ in numbered[1:]])
 
 
-def _submission_bytes(path: Path) -> tuple[str, bytes]:
+#: how a zip file starts (a local file header, or the end record of an empty archive)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _looks_like_zip(path: Path) -> bool:
+    if path.suffix.lower() == ".zip":
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(4) in _ZIP_MAGIC
+
+
+def _submission_bytes(path: Path, member: str | None = None) -> tuple[str, bytes]:
     """The CSV bytes of a submission file, or of the one CSV inside a submission zip
-    (as :func:`write_submission` zips it for upload); returns ``(where, bytes)``."""
-    if not zipfile.is_zipfile(path):
+    (as :func:`write_submission` zips it for upload); returns ``(where, bytes)``.
+
+    A zip must hold exactly one file, at its top level (no folder, no ``..``), named ``member``
+    when the task names it (MEIJU: ``submission.csv``), else any ``.csv``; a damaged or
+    truncated zip says so."""
+    if not _looks_like_zip(path):
         return str(path), path.read_bytes()
+    wanted = member or "one .csv file"
     try:
         with zipfile.ZipFile(path) as archive:
-            entries = [i for i in archive.infolist() if not i.is_dir()]
-            csvs = [i for i in entries if i.filename.lower().endswith(".csv")]
-            if len(csvs) != 1:
-                listed = ", ".join(i.filename for i in entries) or "nothing"
-                raise SubmissionError(f"{path}: a submission zip must hold exactly one .csv file; it holds {listed}")
-            return f"{path}:{csvs[0].filename}", archive.read(csvs[0])
+            entries = archive.infolist()
+            listed = ", ".join(repr(i.filename) for i in entries[:_SHOW]) or "nothing"
+            if len(entries) != 1:
+                raise SubmissionError(f"{path}: a submission zip must hold exactly {wanted} at its top level; "
+                                      f"it holds {len(entries)} member(s): {listed}")
+            name = entries[0].filename
+            if "/" in name or "\\" in name or name in (".", "..") or entries[0].is_dir():
+                raise SubmissionError(f"{path}: member {name!r} has a folder or '..' in its name; a submission zip "
+                                      f"holds {wanted} at its top level")
+            if (member is not None and name != member) or (member is None and not name.lower().endswith(".csv")):
+                raise SubmissionError(f"{path}: member {name!r} is not {wanted}; zip the submission as {wanted}")
+            return f"{path}:{name}", archive.read(entries[0])
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise SubmissionError(f"{path}: damaged zip file ({str(exc).strip() or type(exc).__name__})") from None
+        raise SubmissionError(f"{path}: damaged or truncated zip file ({str(exc).strip() or type(exc).__name__}); "
+                              "zip the submission again") from None
 
 
 def _check_header(where: str, header: list[str], task: TaskSpec) -> None:
@@ -151,7 +175,7 @@ def _check_header(where: str, header: list[str], task: TaskSpec) -> None:
 
 def _parse(source: str | Path | pd.DataFrame, task: TaskSpec) -> tuple[pd.DataFrame, str]:
     """:func:`parse_submission`, also returning where the submission came from (for messages)."""
-    table = _read_table(source)
+    table = _read_table(source, (task.submission_filename or "submission.csv") if task.zip_submission else None)
     where, rows = table.where, table.rows
     _check_header(where, table.header, task)
     if not rows:

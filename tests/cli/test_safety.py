@@ -269,3 +269,64 @@ def test_a_line_break_inside_a_quoted_name_is_refused_but_allowed_in_a_sentence(
     (tmp_path / "Testing.csv").write_text('FileName,sentence\n"c\n.mp4",hi\n')
     with pytest.raises(DataError, match=r"Testing.csv, line 2: a quoted field runs on to line 3"):
         read_meiju(tmp_path)
+
+
+# --- submissions ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def meiju(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A MEIJU config and the zip blend would write for it: ``(config, zip)``."""
+    from mer_ensemble.config import load_config
+    from mer_ensemble.data.load import load_table, resolve_config_task
+    from mer_ensemble.submission import write_submission
+    from tests.conftest import REPO
+
+    root = tmp_path_factory.mktemp("meiju")
+    assert invoke("demo-data", root / "data", "--layout", "meiju", "--n-train", 30, "--n-pool", 5, "--n-test", 8,
+                  "--dims", "audio=8,text=8,video=8").exit_code == 0
+    config = root / "meiju.yaml"
+    config.write_text((REPO / "configs" / "demo-meiju.yaml").read_text().replace("../demo/meiju", str(root / "data")))
+    cfg = load_config(config)
+    table = load_table(cfg)
+    task = resolve_config_task(cfg, table)
+    names = table.loc[table["split"] == "test", "name"].tolist()
+    labels = {t: np.zeros(len(names), dtype=np.int64) for t in task.target_names}
+    return config, write_submission(labels, names, task, root / "sub.csv").with_suffix(".zip")
+
+
+def _rezip(source: Path, target: Path, members: list[str], extra: dict[str, bytes] | None = None) -> Path:
+    import zipfile
+
+    payload = zipfile.ZipFile(source).read("submission.csv")
+    with zipfile.ZipFile(target, "w") as archive:
+        for name in members:
+            archive.writestr(name, payload)
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return target
+
+
+@pytest.mark.parametrize("members, extra, fragment", [
+    (["answers.csv"], None, "member 'answers.csv' is not submission.csv"),
+    (["submission.csv"], {"notes.txt": b"hi"}, "must hold exactly submission.csv at its top level; it holds 2"),
+    (["../submission.csv"], None, "member '../submission.csv' has a folder or '..'"),
+    (["sub/submission.csv"], None, "member 'sub/submission.csv' has a folder"),
+    ([], None, "it holds 0 member(s)"),
+])
+def test_validate_submission_refuses_a_zip_that_is_not_just_submission_csv(meiju, tmp_path: Path, members, extra,
+                                                                           fragment: str):
+    config, good = meiju
+    assert invoke("validate-submission", good, "-c", config).exit_code == 0
+    bad = _rezip(good, tmp_path / "bad.zip", members, extra)
+    one_line_error(invoke("validate-submission", bad, "-c", config), str(bad), fragment)
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".csv"])
+def test_a_truncated_zip_is_reported_as_a_damaged_zip(meiju, tmp_path: Path, suffix: str):
+    config, good = meiju
+    data = good.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    line = one_line_error(invoke("validate-submission", cut, "-c", config), str(cut), "damaged or truncated zip")
+    assert "UTF-8" not in line
