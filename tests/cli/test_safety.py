@@ -330,3 +330,38 @@ def test_a_truncated_zip_is_reported_as_a_damaged_zip(meiju, tmp_path: Path, suf
     cut.write_bytes(data[: len(data) // 2])
     line = one_line_error(invoke("validate-submission", cut, "-c", config), str(cut), "damaged or truncated zip")
     assert "UTF-8" not in line
+
+
+# --- model files ----------------------------------------------------------------------------------
+
+
+class _Payload:
+    def __reduce__(self):  # what a crafted file would run if it were unpickled
+        return (os.system, ("echo unpickled",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("content", [
+    "pickle", b"", b"garbage", "wrong-dict", "bad-state",
+])
+def test_a_crafted_or_damaged_torch_model_file_is_a_model_error(tmp_path: Path, content):
+    import pickle
+
+    import torch
+
+    from mer_ensemble.errors import ModelError
+    from mer_ensemble.models.mlp import MLPModel
+
+    path = tmp_path / "model.pt"
+    if content == "pickle":
+        path.write_bytes(pickle.dumps(_Payload()))
+    elif content == "wrong-dict":
+        torch.save({"model": "mlp", "init": {"params": {"nope": 1}}}, path)
+    elif content == "bad-state":
+        torch.save({"model": "mlp", "init": {"params": {}}, "levels": {}, "config": {}, "best_epoch": 0,
+                    "state": {"w": torch.zeros(2)}}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ModelError, match=str(path)) as caught:
+        MLPModel.load(str(path))
+    assert "weights_only" not in str(caught.value) and "\n" not in str(caught.value)
