@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import socket
 import tempfile
 import zipfile
 import zlib
@@ -31,6 +33,9 @@ __all__ = [
     "file_mode",
     "follow_umask",
     "read_json",
+    "remove_stale_temps",
+    "temp_prefix",
+    "temp_tag",
     "read_npy",
     "open_npz",
     "read_npz",
@@ -80,12 +85,97 @@ def follow_umask(fd: int) -> None:
         os.fchmod(fd, file_mode())
 
 
+#: a temporary file or folder older than this is a leftover of a killed write wherever its writer ran
+STALE_TEMP_SECONDS = 3600
+_TAG = r"(?P<host>[A-Za-z0-9_-]+)\+(?P<pid>\d+)"
+_TEMP_FILE = re.compile(r"^\..+\." + _TAG + r"\.[A-Za-z0-9_]+\.tmp$")
+#: a feature cache entry being written or swapped out (only looked for in a ``cache`` folder)
+_TEMP_DIR = re.compile(r"^.+-[0-9a-f]{16}\.(?:tmp|old)\." + _TAG + r"\.[A-Za-z0-9_]+$")
+_OLD_TEMP_FILE = re.compile(r"^\..+\.tmp$")  # written before the tag existed
+_OLD_TEMP_DIR = re.compile(r"^.+-[0-9a-f]{16}\.(?:tmp|old)-[A-Za-z0-9_]+$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+
+
+def temp_tag() -> str:
+    """``<host>+<pid>``: put in every temporary name, so that a later command can tell the leftover
+    of a killed write (its process is gone) from a write still under way."""
+    return f"{_host()}+{os.getpid()}"
+
+
+def temp_prefix(name: str) -> str:
+    """The ``mkstemp`` prefix of a temporary file written beside ``name`` (a hidden, tagged name)."""
+    return f".{name}.{temp_tag()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _stale(entry: os.DirEntry, now: float, in_cache: bool) -> bool:
+    """Whether ``entry`` is a temporary file (or, in a cache folder, a temporary cache entry) left by a
+    killed write: its writer ran on this machine and is gone, or it is older than
+    :data:`STALE_TEMP_SECONDS` (another machine's, or untagged)."""
+    if entry.is_dir(follow_symlinks=False):
+        if not in_cache:
+            return False
+        match, old = _TEMP_DIR.match(entry.name), _OLD_TEMP_DIR.match(entry.name)
+    else:
+        match, old = _TEMP_FILE.match(entry.name), _OLD_TEMP_FILE.match(entry.name)
+    if match is None and old is None:
+        return False
+    if match is not None and match["host"] == _host() and not _alive(int(match["pid"])):
+        return True
+    try:
+        return now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
+    except OSError:
+        return False
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove the temporary files and folders that killed writes left anywhere under ``folder``
+    (see :func:`_stale`); writes still under way are left alone. Returns what was removed."""
+    import shutil
+    import time
+
+    removed: list[Path] = []
+    now = time.time()
+    todo = [Path(folder)]
+    while todo:
+        current = todo.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            if _stale(entry, now, current.name == "cache"):
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+                except OSError:
+                    pass
+            elif entry.is_dir(follow_symlinks=False):
+                todo.append(Path(entry.path))
+    return removed
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file beside it; the file follows the umask."""
     path = Path(path)
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
         try:
             follow_umask(fd)
             with os.fdopen(fd, "wb") as fh:

@@ -293,14 +293,14 @@ def _zip_bytes(entry: str, payload: bytes) -> bytes:
 
 def _write_all_atomically(payloads: Mapping[Path, bytes]) -> None:
     """Write every payload to a temporary file beside its target, then rename each into place."""
-    from mer_ensemble.io import follow_umask, writing
+    from mer_ensemble.io import follow_umask, temp_prefix, writing
 
     temps: dict[Path, str] = {}
     try:
         for target, data in payloads.items():
             with writing(target):
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+                fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
                 temps[target] = tmp
                 follow_umask(fd)
                 with os.fdopen(fd, "wb") as handle:

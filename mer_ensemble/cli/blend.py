@@ -72,9 +72,11 @@ def blend_cli(
     """Blend the stored runs per target, report honest scores, write a validated submission."""
     from mer_ensemble.blend import blend_runs, save_blend
     from mer_ensemble.errors import StoreError
+    from mer_ensemble.experiment import check_workdir
     from mer_ensemble.store import list_run_keys
 
     cfg, wd = load(config, set_, workdir)
+    check_workdir(wd)
     if not list_run_keys(wd):
         raise StoreError(f"no stored runs in {wd / 'store'}; run mer-ensemble train-all first")
     exp = open_experiment(config, set_, workdir)

@@ -22,6 +22,7 @@ def report_cli(
 ) -> None:
     """Write <workdir>/report.html: leaderboard, blend, confusion matrices, per-class F1, diversity, pseudo rounds."""
     from mer_ensemble.errors import ConfigError
+    from mer_ensemble.experiment import check_workdir
     from mer_ensemble.report.html import write_report
 
     exp = None
@@ -31,5 +32,6 @@ def report_cli(
     elif workdir is None:
         raise ConfigError("report: pass --workdir DIR (or -c CONFIG to use its workdir)")
     assert workdir is not None
+    check_workdir(workdir)
     path = write_report(workdir, exp, out)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")

@@ -36,7 +36,7 @@ import numpy as np
 
 from mer_ensemble.data.dataset import FeatureBlock
 from mer_ensemble.errors import DataError, MerError, MerWarning
-from mer_ensemble.io import read_json, read_npy, writing
+from mer_ensemble.io import read_json, read_npy, temp_tag, writing
 from mer_ensemble.progress import progress_bar
 
 __all__ = ["FeatureFiles", "feature_level_from_name", "find_feature_files", "load_feature"]
@@ -414,7 +414,7 @@ def _write_cache(entry: Path, values: np.ndarray, offsets: np.ndarray | None, me
 
 def _swap_in(entry: Path, values: np.ndarray, offsets: np.ndarray | None, meta: dict) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=entry.name + ".tmp-", dir=entry.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{entry.name}.tmp.{temp_tag()}.", dir=entry.parent))
     old: Path | None = None
     try:
         np.save(tmp / "values.npy", values)
@@ -422,7 +422,7 @@ def _swap_in(entry: Path, values: np.ndarray, offsets: np.ndarray | None, meta: 
             np.save(tmp / "offsets.npy", offsets)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         if entry.exists():
-            old = Path(tempfile.mkdtemp(prefix=entry.name + ".old-", dir=entry.parent))
+            old = Path(tempfile.mkdtemp(prefix=f"{entry.name}.old.{temp_tag()}.", dir=entry.parent))
             os.replace(entry, old / "entry")
         try:
             os.replace(tmp, entry)

@@ -365,3 +365,64 @@ def test_a_crafted_or_damaged_torch_model_file_is_a_model_error(tmp_path: Path, 
     with pytest.raises(ModelError, match=str(path)) as caught:
         MLPModel.load(str(path))
     assert "weights_only" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+# --- the workdir ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where, fragment", [
+    ("", "is a file, but the workdir must be a folder"),
+    ("store", "is a file, but the workdir keeps the prediction store in a folder"),
+    ("cache", "is a file, but the workdir keeps the feature cache in a folder"),
+    ("jobs", "is a file, but the workdir keeps the job results in a folder"),
+])
+def test_a_file_where_a_workdir_folder_belongs_is_named(experiment: Path, tmp_path: Path, where: str, fragment: str):
+    wd = tmp_path / "wd"
+    assert invoke("train-all", "-c", experiment, "--workdir", wd).exit_code == 0
+    target = wd / where if where else wd
+    import shutil
+
+    shutil.rmtree(target)
+    target.write_text("a file\n")
+    commands = [("check", "-c", experiment), ("train-all", "-c", experiment), ("blend", "-c", experiment),
+                ("leaderboard",)]
+    for args in commands:
+        one_line_error(invoke(*args, "--workdir", wd), f"{target}: {fragment}")
+    if not where:
+        nested = invoke("check", "-c", experiment, "--workdir", wd / "sub")
+        one_line_error(nested, f"{wd}: is a file, but a folder above the workdir")
+
+
+def test_leftovers_of_killed_writes_are_removed_and_writes_under_way_are_not(experiment: Path, tmp_path: Path):
+    import socket
+    import subprocess
+    import sys
+
+    from mer_ensemble.io import STALE_TEMP_SECONDS, temp_prefix
+
+    wd = tmp_path / "wd"
+    assert invoke("train-all", "-c", experiment, "--workdir", wd).exit_code == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    host = temp_prefix("x").split(".")[2].split("+")[0]
+    assert host and host[0] in socket.gethostname() + "_"
+    killed = wd / "store" / f".lin.npz.{host}+{dead}.k2j4h5g6.tmp"  # a write whose process is gone
+    running = wd / "store" / f".lin.json{temp_prefix('')[1:]}abcd1234.tmp"  # this process: still under way
+    other_host = wd / "jobs" / ".fold0-seed0.npz.elsewhere+1.abcd1234.tmp"  # another machine, recent
+    old_other_host = wd / "jobs" / ".fold1-seed0.npz.elsewhere+1.abcd1234.tmp"  # another machine, long ago
+    untagged = wd / "store" / ".lin.npz.x7y8z9w0.tmp"  # older versions named them so: age decides
+    entry = next(p for p in (wd / "cache").iterdir() if p.is_dir())
+    cache_left = wd / "cache" / f"{entry.name}.tmp.{host}+{dead}.q1w2e3r4"
+    cache_left.mkdir()
+    (cache_left / "values.npy").write_bytes(b"half")
+    for path in (killed, running, other_host, old_other_host, untagged):
+        path.write_bytes(b"half-written")
+    long_ago = killed.stat().st_mtime - STALE_TEMP_SECONDS - 60
+    for path in (old_other_host, untagged):
+        os.utime(path, (long_ago, long_ago))
+    keep_job = wd / "jobs" / "lin.tmp.elsewhere+1.abcd1234"  # a run id may look like that: never touched
+    keep_job.mkdir()
+    assert invoke("check", "-c", experiment, "--workdir", wd).exit_code == 0
+    assert not killed.exists() and not cache_left.exists() and not old_other_host.exists() and not untagged.exists()
+    assert running.exists() and other_host.exists() and keep_job.exists()
+    assert invoke("blend", "-c", experiment, "--workdir", wd, "--out", tmp_path / "s.csv").exit_code == 0
