@@ -376,7 +376,7 @@ class TorchModel(MerModel):
             raise
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError,
                 TypeError) as exc:
-            # torch's own text for a refused object suggests weights_only=False: never repeat that advice
+            # torch's own text for a refused object advises turning the safe loading off: never repeat that advice
             reason = "it holds objects that are not plain tensors" if isinstance(exc, pickle.UnpicklingError) \
                 else "damaged, truncated or another format"
             raise ModelError(f"{path}: not a model file written by mer-ensemble ({reason}); nothing was unpickled"
