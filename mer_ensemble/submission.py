@@ -36,12 +36,14 @@ __all__ = [
     "MEDIA_EXTENSIONS",
     "expected_header",
     "label_text",
+    "output_paths",
     "parse_submission",
     "read_truth",
     "score_submission",
     "sidecar_path",
     "validate_submission",
     "write_submission",
+    "written_here",
     "zip_path",
 ]
 
@@ -333,11 +335,7 @@ def write_submission(
     holds the CSV as ``submission.csv`` (or ``task.submission_filename``). Nothing is
     written when validation fails. Returns the CSV path.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / (task.submission_filename or "submission.csv")
-    if path.suffix.lower() != ".csv":
-        raise SubmissionError(f"{path}: a submission path must end in .csv (its .json sidecar and .zip go beside it)")
+    path = output_paths(path, task)[0]
     frame = _labels_frame(labels, names, task)
     validate_submission(frame, task, [str(n) for n in names])
     csv_bytes = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
@@ -361,6 +359,50 @@ def write_submission(
     payloads[sidecar_path(path)] = sidecar_bytes
     _write_all_atomically(payloads)
     return path
+
+
+def output_paths(path: str | Path, task: TaskSpec) -> list[Path]:
+    """Every file :func:`write_submission` writes for ``path``: the CSV (a folder gets
+    ``task.submission_filename`` or ``submission.csv``), its sidecar and, for zipped tasks, the zip."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / (task.submission_filename or "submission.csv")
+    if path.suffix.lower() != ".csv":
+        raise SubmissionError(f"{path}: a submission path must end in .csv (its .json sidecar and .zip go beside it)")
+    return [path, sidecar_path(path), *([zip_path(path)] if task.zip_submission else [])]
+
+
+def written_here(path: str | Path) -> bool:
+    """Whether the submission files of ``path`` (the CSV, its sidecar, its zip, those that exist)
+    are ones :func:`write_submission` wrote and nobody changed since.
+
+    The sidecar ``<stem>.json`` is the mark: a JSON object naming ``path``'s file in
+    ``submission`` with its format and SHA-256; the CSV must still have that SHA-256 and a zip
+    must be the one the sidecar names, holding the same bytes. Without such a sidecar (the
+    labels of the data, a store record, a hand-edited submission) the answer is no.
+    """
+    path = Path(path)
+    try:
+        record = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(record, dict) or record.get("submission") != path.name or "format" not in record:
+        return False
+    digest = record.get("sha256")
+    try:
+        if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            return False
+        archive = zip_path(path)
+        if archive.exists():
+            if record.get("zip") != archive.name:
+                return False
+            with zipfile.ZipFile(archive) as opened:
+                members = opened.infolist()
+                if len(members) != 1 or hashlib.sha256(opened.read(members[0])).hexdigest() != digest:
+                    return False
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError):
+        return False
+    return True
 
 
 # --- truth and scoring ----------------------------------------------------------------------------
