@@ -39,9 +39,11 @@ __all__ = [
     "blend_runs",
     "check_blend_config",
     "check_compatible",
+    "check_out",
     "load_latest_blend",
     "save_blend",
     "select_runs",
+    "unfinished_runs",
 ]
 
 #: how every score of a blend is estimated (written into sidecars and reports)
@@ -134,6 +136,37 @@ def check_compatible(records: list[RunRecord], target: str, ds: Dataset | None =
             raise BlendError(f"the runs' classes of {target} differ from the config's: {ref.classes(target)}")
 
 
+def unfinished_runs(exp: Experiment, records: list[RunRecord]) -> list[str]:
+    """The configured runs (those ``blend.runs`` selects) that the store lacks or holds with fewer
+    seeds than configured, one short text each, e.g. ``"mlp (not in the store; 3 of 10 fold jobs
+    trained)"`` or ``"xgb (stored with seeds [0] of [0, 1, 2])"``; empty when every run is complete."""
+    from mer_ensemble.errors import MerError
+    from mer_ensemble.training.plan import JobBuilder
+
+    cfg = exp.config
+    patterns = cfg.blend.runs
+    if isinstance(patterns, dict):
+        patterns = [p for ps in patterns.values() for p in ps]
+    stored = {r.key: r for r in records}
+    builder = JobBuilder(exp)
+    out = []
+    for spec in cfg.models:
+        if patterns is not None and not any(fnmatch.fnmatch(spec.run_id, p) for p in patterns):
+            continue
+        seeds = list(spec.seeds or cfg.cv.seeds)
+        record = stored.get(spec.run_id)
+        if record is None:
+            try:
+                jobs = builder.plan(spec).jobs
+                done = f"; {sum(Path(j.out).is_file() for j in jobs)} of {len(jobs)} fold jobs trained"
+            except MerError:
+                done = ""
+            out.append(f"{spec.run_id} (not in the store{done})")
+        elif sorted(record.manifest.get("seeds") or []) != sorted(seeds):
+            out.append(f"{spec.run_id} (stored with seeds {record.manifest.get('seeds')} of {seeds})")
+    return out
+
+
 def check_blend_config(blend: BlendConfig) -> None:
     """Refuse unknown methods in ``blend.methods``/``blend.choose``/``blend.params`` and unknown
     settings of a method, naming the key and what is allowed (:class:`ConfigError`)."""
@@ -159,13 +192,30 @@ def check_blend_config(blend: BlendConfig) -> None:
 
 
 def _storage_errors() -> tuple[type[BaseException], ...]:
-    """What an Optuna storage raises when it cannot write (read-only or full disk, locked database)."""
+    """What an Optuna storage raises when it cannot be opened or written (read-only or full disk,
+    locked database, a damaged file or one that is not Optuna's)."""
     try:
         import optuna
         import sqlalchemy.exc
     except ImportError:  # pragma: no cover - both are dependencies
         return ()
-    return optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError
+    return optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError
+
+
+#: words of a database error that mean the disk, not the file, is at fault
+_DISK_TROUBLE = ("readonly", "read-only", "full", "no space", "unable to open", "locked", "permission")
+
+
+def _storage_failure(exc: BaseException, storage: str, name: str) -> _StorageFailure:
+    """One line for a storage that cannot be used: the disk's fault, or a damaged database file."""
+    reason = _first_line(exc)
+    if any(word in reason.lower() for word in _DISK_TROUBLE):
+        hint = "a read-only or full disk? point blend.storage at a writable place"
+    else:
+        target = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else "it"
+        hint = (f"the database is damaged or not an Optuna storage: delete {target} (it only keeps the final "
+                "blends' Optuna trials, which blend runs again) or point blend.storage elsewhere")
+    return _StorageFailure(f"blend.storage {storage}: cannot use the {name} study ({reason}); {hint}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -212,7 +262,7 @@ def blend_runs(
         folds = runs[0].fold[known]
         oof = np.stack([r.oof[target][known] for r in runs])
         test = np.stack([r.test[target] for r in runs])
-        context = FitContext(storage=storage, study_name=_study_name(exp, target, oof, y))
+        context = FitContext(storage=storage, study_name=_study_name(exp, target, oof, y), repeatable=True)
 
         def make(name: str) -> Any:
             return make_blender(name, class_bias=settings.class_bias, **settings.params.get(name, {}))
@@ -280,10 +330,7 @@ def _score_method(
     try:
         final = make(name).fit(oof, y, folds=folds, score_fn=score, context=context)
     except _storage_errors() as exc:
-        raise _StorageFailure(
-            f"blend.storage {storage}: cannot write the {name} study ({_first_line(exc)}); a read-only or "
-            "full disk? point blend.storage at a writable place"
-        ) from None
+        raise _storage_failure(exc, storage, name) from None
     ins = float(score(y, final.predict(oof)))
     return final, nested_proba, MethodScore(name, ins, float(score(y, labels)), per_fold, final.describe())
 
@@ -325,17 +372,32 @@ def _sidecar(exp: Experiment, result: BlendResult, stamp: str) -> dict[str, Any]
     }
 
 
-def save_blend(exp: Experiment, result: BlendResult, out: str | Path | None = None) -> Path:
+def check_out(exp: Experiment, out: str | Path, *, force: bool = False) -> None:
+    """Refuse a submission path whose CSV, sidecar or zip would land in the workdir's own files or
+    replace a file that is not a submission this toolkit wrote (:mod:`mer_ensemble.outputs`),
+    unless ``force``: a :class:`~mer_ensemble.errors.ConfigError` naming the file."""
+    from mer_ensemble.outputs import check_output
+    from mer_ensemble.submission import output_paths, written_here
+
+    paths = output_paths(out, exp.task)
+    check_output("--out", paths, workdir=exp.workdir, ours=lambda _p: written_here(paths[0]), force=force,
+                 what="a submission mer-ensemble wrote (no unchanged sidecar records it)",
+                 data_root=exp.config.resolve_path(exp.config.data.root))
+
+
+def save_blend(exp: Experiment, result: BlendResult, out: str | Path | None = None, *, force: bool = False) -> Path:
     """Write the blend: the validated submission (default ``submissions/<config>-<methods>-<time>.csv``)
     with its sidecar (and zip where the task wants one), then ``<workdir>/blend/latest.json``
     and ``latest.npz`` (nested-CV probabilities, labels and test probabilities per target).
-    Returns the submission path. Nothing is written when the submission fails validation."""
+    Returns the submission path. Nothing is written when the submission fails validation, or
+    when ``out`` is refused by :func:`check_out` (``force`` lifts that)."""
     from mer_ensemble.io import atomic_save_npz, atomic_write_json
     from mer_ensemble.submission import write_submission
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     label = "+".join(sorted({tb.chosen for tb in result.targets.values()}))
     path = Path(out) if out else Path("submissions") / f"{exp.stem}-{label}-{stamp}.csv"
+    check_out(exp, path, force=force)
     sidecar = _sidecar(exp, result, stamp)
     names = exp.dataset.names[exp.dataset.test_rows]
     written = write_submission(result.test_labels(), names, exp.task, path, sidecar=sidecar)

@@ -426,3 +426,132 @@ def test_leftovers_of_killed_writes_are_removed_and_writes_under_way_are_not(exp
     assert not killed.exists() and not cache_left.exists() and not old_other_host.exists() and not untagged.exists()
     assert running.exists() and other_host.exists() and keep_job.exists()
     assert invoke("blend", "-c", experiment, "--workdir", wd, "--out", tmp_path / "s.csv").exit_code == 0
+
+
+# --- blend --out: nothing stored is lost ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A config with three runs (one reading the first modality only, one the second) and quick
+    blend methods, trained once: ``(config, workdir)``."""
+    root = tmp_path_factory.mktemp("trained")
+    config = write_config(root / "exp.yaml", write_generic(root / "data"), models=[
+        {"name": "linear", "id": "lin"}, {"name": "linear", "id": "lin_a", "features": ["audio"]},
+        {"name": "linear", "id": "lin_t", "features": ["text"]}], **{"blend.methods": ["best", "mean", "greedy"]})
+    assert invoke("train-all", "-c", config, "--workdir", root / "wd").exit_code == 0
+    return config, root / "wd"
+
+
+@pytest.fixture
+def trained(trained_once: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """A fresh copy of :func:`trained_once`'s workdir (its data is shared and never written):
+    ``(config, workdir)``; ``tmp_path/data`` links to the data."""
+    import shutil
+
+    config, wd = trained_once
+    shutil.copytree(wd, tmp_path / "wd")
+    (tmp_path / "data").symlink_to(wd.parent / "data")
+    return config, tmp_path / "wd"
+
+
+@pytest.mark.parametrize("out, fragment", [
+    ("wd/store/lin.csv", "inside the workdir's own files (the prediction store"),
+    ("wd/store", "inside the workdir's own files (the prediction store"),
+    ("wd/folds.csv", "inside the workdir's own files (the folds"),
+    ("wd/cache/x.csv", "inside the workdir's own files (the feature cache"),
+    ("wd/jobs/lin.csv", "inside the workdir's own files (the job results"),
+    ("wd/optuna.csv", None),  # its sidecar optuna.json is not the workdir's: allowed
+    ("data/labels.csv", "exists and is not a submission mer-ensemble wrote"),
+    ("data/truth.csv", "exists and is not a submission mer-ensemble wrote"),
+    ("notes.csv", "exists and is not a submission mer-ensemble wrote"),
+    ("kept.csv", "exists and is not a submission mer-ensemble wrote"),  # its sidecar path holds another file
+])
+def test_blend_out_never_replaces_stored_data(trained, tmp_path: Path, out: str, fragment: str | None):
+    config, wd = trained
+    (tmp_path / "notes.csv").write_text("my notes\n")
+    (tmp_path / "kept.json").write_text('{"mine": true}\n')
+    before = {**snapshot(wd), **{f"data/{k}": v for k, v in snapshot(tmp_path / "data").items()}}
+    result = invoke("blend", "-c", config, "--workdir", wd, "--out", tmp_path / out)
+    if fragment is None:
+        assert result.exit_code == 0, result.output
+        return
+    one_line_error(result, fragment, "--force")
+    after = {**snapshot(wd), **{f"data/{k}": v for k, v in snapshot(tmp_path / "data").items()}}
+    assert after == before and (tmp_path / "notes.csv").read_text() == "my notes\n"
+    assert not (wd / "blend").exists()  # refused before any work
+
+
+def test_blend_out_replaces_its_own_submission_but_not_an_edited_one_without_force(trained, tmp_path: Path):
+    config, wd = trained
+    out = tmp_path / "sub.csv"
+    assert invoke("blend", "-c", config, "--workdir", wd, "--out", out).exit_code == 0
+    assert invoke("blend", "-c", config, "--workdir", wd, "--out", out).exit_code == 0  # its own: replaced
+    out.write_text(out.read_text() + "\n")  # edited by hand: no longer what the sidecar records
+    one_line_error(invoke("blend", "-c", config, "--workdir", wd, "--out", out), str(out), "exists and is not")
+    forced = invoke("blend", "-c", config, "--workdir", wd, "--out", out, "--force")
+    assert forced.exit_code == 0 and forced.output.strip().splitlines()[-1] == str(out)
+    from mer_ensemble.submission import written_here
+
+    assert written_here(out)
+
+
+def test_blend_out_into_the_store_with_force_is_the_users_choice(trained, tmp_path: Path):
+    config, wd = trained
+    result = invoke("blend", "-c", config, "--workdir", wd, "--out", wd / "store" / "blend.csv", "--force")
+    assert result.exit_code == 0 and (wd / "store" / "blend.json").is_file()
+
+
+def test_two_blends_of_one_store_are_identical(trained, tmp_path: Path):
+    config, wd = trained
+    args = ("--set", "blend.methods=[optuna, greedy, subset_greedy]", "--set", "blend.params={optuna: {n_trials: 3}}")
+    outputs = []
+    for i in range(3):  # each blend used to add 3 trials to the stored study, so later blends could differ
+        out = tmp_path / f"b{i}.csv"
+        result = invoke("blend", "-c", config, "--workdir", wd, "--out", out, *args)
+        assert result.exit_code == 0, result.output
+        sidecar = json.loads(out.with_suffix(".json").read_text())
+        sidecar.pop("created"), sidecar.pop("submission")
+        latest = dict(np.load(wd / "blend" / "latest.npz"))
+        outputs.append((out.read_bytes(), sidecar, latest))
+    for other in outputs[1:]:
+        assert other[0] == outputs[0][0] and other[1] == outputs[0][1]
+        assert all(np.array_equal(other[2][k], outputs[0][2][k]) for k in outputs[0][2])
+
+
+def test_blend_names_the_configured_runs_missing_from_the_store(trained, tmp_path: Path):
+    config, wd = trained
+    for path in (wd / "store").glob("lin_a.*"):
+        path.unlink()
+    next((wd / "jobs" / "lin_t").glob("*/fold1-seed0.npz")).unlink()  # a train-all killed before lin_t was stored
+    for path in (wd / "store").glob("lin_t.*"):
+        path.unlink()
+    result = invoke("blend", "-c", config, "--workdir", wd, "--out", tmp_path / "s.csv")
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1, result.output
+    assert "lin_a (not in the store; 3 of 3 fold jobs trained)" in warned[0]
+    assert "lin_t (not in the store; 2 of 3 fold jobs trained)" in warned[0] and "blending the 1 stored" in warned[0]
+    refused = invoke("blend", "-c", config, "--workdir", wd, "--out", tmp_path / "t.csv", "--require-all")
+    one_line_error(refused, "--require-all: 2 configured run(s) missing or partial", "lin_a", "lin_t")
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_blend_names_a_run_stored_with_fewer_seeds(trained, tmp_path: Path):
+    config, wd = trained
+    result = invoke("blend", "-c", config, "--workdir", wd, "--out", tmp_path / "s.csv", "--set",
+                    "models.1.seeds=[0, 1]")
+    assert result.exit_code == 0 and "lin_a (stored with seeds [0] of [0, 1])" in result.output, result.output
+
+
+@pytest.mark.parametrize("content", ["random", "truncated"])
+def test_a_corrupt_optuna_db_is_one_line_naming_it(trained, tmp_path: Path, content: str):
+    config, wd = trained
+    args = ("--set", "blend.methods=[optuna]", "--set", "blend.params={optuna: {n_trials: 2}}")
+    assert invoke("blend", "-c", config, "--workdir", wd, "--out", tmp_path / "a.csv", *args).exit_code == 0
+    db = wd / "optuna.db"
+    data = db.read_bytes()
+    db.write_bytes(np.random.default_rng(0).bytes(5000) if content == "random" else data[: len(data) // 2])
+    result = invoke("blend", "-c", config, "--workdir", wd, "--out", tmp_path / "b.csv", *args)
+    one_line_error(result, f"blend.storage sqlite:///{db}", "damaged", f"delete {db}")
+    assert not (tmp_path / "b.csv").exists()
