@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mer_ensemble.errors import ConfigError
 
-__all__ = ["WORKDIR_FILES", "check_output", "workdir_part"]
+__all__ = ["WORKDIR_FILES", "check_output", "starts_with", "workdir_part"]
 
 #: files a workdir keeps beside its folders, and what each holds
 WORKDIR_FILES = {"folds.csv": "the folds", "folds.json": "the folds' hash", "optuna.db": "the blend studies",
@@ -75,3 +75,17 @@ def check_output(
                 where = f", a file of the data in {data_root}"
             raise ConfigError(f"{option} {paths[0]}: {path} exists and is not {what}{where}; refusing to replace "
                               "it: choose another path (or pass --force)")
+
+
+def starts_with(mark: str) -> Callable[[Path], bool]:
+    """``ours`` for :func:`check_output`: the file's first 512 bytes hold ``mark`` (a report's title,
+    a written config's header line)."""
+
+    def ours(path: Path) -> bool:
+        try:
+            with open(path, "rb") as handle:
+                return mark.encode() in handle.read(512)
+        except OSError:
+            return False
+
+    return ours

@@ -555,3 +555,21 @@ def test_a_corrupt_optuna_db_is_one_line_naming_it(trained, tmp_path: Path, cont
     result = invoke("blend", "-c", config, "--workdir", wd, "--out", tmp_path / "b.csv", *args)
     one_line_error(result, f"blend.storage sqlite:///{db}", "damaged", f"delete {db}")
     assert not (tmp_path / "b.csv").exists()
+
+
+def test_report_out_and_tune_write_config_never_replace_stored_data(trained, tmp_path: Path):
+    config, wd = trained
+    kept = snapshot(wd)
+    labels = (tmp_path / "data" / "labels.csv").read_bytes()
+    one_line_error(invoke("report", "--workdir", wd, "--out", wd / "store" / "lin.json"), "the prediction store")
+    one_line_error(invoke("report", "--workdir", wd, "--out", tmp_path / "data" / "labels.csv"), "is not a report")
+    refused = invoke("tune", "lin", "-c", config, "--workdir", wd, "--trials", "1", "--write-config", config)
+    one_line_error(refused, f"{config} exists and is not a config mer-ensemble tune wrote")
+    assert snapshot(wd) == kept and (tmp_path / "data" / "labels.csv").read_bytes() == labels
+    report = tmp_path / "r.html"
+    for _ in range(2):  # its own report is replaced
+        assert invoke("report", "--workdir", wd, "--out", report).exit_code == 0
+    tuned = tmp_path / "tuned.yaml"
+    for _ in range(2):  # its own config is replaced
+        result = invoke("tune", "lin", "-c", config, "--workdir", wd, "--trials", "1", "--write-config", tuned)
+        assert result.exit_code == 0, result.output
