@@ -97,7 +97,8 @@ def select_runs(records: list[RunRecord], patterns: list[str] | None, target: st
         return having
     chosen = []
     for pattern in patterns:
-        hits = [r for r in having if fnmatch.fnmatch(r.key, pattern) or fnmatch.fnmatch(r.manifest["run_id"], pattern)]
+        hits = [r for r in having
+                if fnmatch.fnmatch(r.key, pattern) or fnmatch.fnmatch(r.manifest.get("run_id", r.key), pattern)]
         if not hits:
             known = ", ".join(r.key for r in having) or "none"
             raise BlendError(f"blend.runs: {pattern!r} matches no stored run predicting {target}; stored: {known}")
@@ -111,9 +112,9 @@ def check_compatible(records: list[RunRecord], target: str, ds: Dataset | None =
         raise BlendError(f"no stored run predicts target {target!r}; run mer-ensemble train-all first")
     ref = records[0]
     for key, what in (("folds_hash", "folds"), ("data_fingerprint", "data")):
-        values = {r.manifest[key] for r in records}
+        values = {r.manifest.get(key) for r in records}
         if len(values) > 1:
-            groups = {v: [r.key for r in records if r.manifest[key] == v] for v in values}
+            groups = {v: [r.key for r in records if r.manifest.get(key) == v] for v in values}
             detail = "; ".join(f"{v}: {', '.join(k)}" for v, k in groups.items())
             raise BlendError(f"runs were made on different {what} ({key}) and cannot be blended: {detail}")
     for r in records:
@@ -127,9 +128,9 @@ def check_compatible(records: list[RunRecord], target: str, ds: Dataset | None =
         if not np.array_equal(r.rows, ref.rows) or not np.array_equal(r.test_rows, ref.test_rows):
             raise BlendError(f"runs {ref.key} and {r.key} cover different rows")
     if ds is not None:
-        if ref.manifest["data_fingerprint"] != ds.fingerprint:
+        if ref.manifest.get("data_fingerprint") != ds.fingerprint:
             raise BlendError(
-                f"runs ({', '.join(r.key for r in records)}) were made on data {ref.manifest['data_fingerprint']}, "
+                f"runs ({', '.join(r.key for r in records)}) were made on data {ref.manifest.get('data_fingerprint')}, "
                 f"but the config's data is now {ds.fingerprint}; retrain with train-all"
             )
         if list(ds.task.target(target).classes) != ref.classes(target):

@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from tokenize import TokenError
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -42,8 +43,10 @@ __all__ = [
     "writing",
 ]
 
-#: what numpy raises for a file that is not a readable .npy/.npz (zlib.error: a damaged member)
-_BROKEN = (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, OSError)
+#: what numpy raises for a file that is not a readable .npy/.npz (zlib.error: a damaged member;
+#: SyntaxError, TokenError: a damaged header, which numpy parses as a Python literal)
+_BROKEN = (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, OSError, SyntaxError, TokenError,
+           NotImplementedError, RuntimeError)  # zipfile: a damaged member's compression or encryption flag
 
 
 @contextmanager
@@ -208,12 +211,18 @@ def _npy_header(fp: BinaryIO) -> tuple[tuple[int, ...], np.dtype, int]:
     it is not one); nothing after the header is read."""
     fmt = np.lib.format
     version = fmt.read_magic(fp)
-    if version == (1, 0):
-        shape, _, dtype = fmt.read_array_header_1_0(fp)
-    elif version == (2, 0):
-        shape, _, dtype = fmt.read_array_header_2_0(fp)
-    else:
-        shape, _, dtype = fmt._read_array_header(fp, version)
+    try:
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(fp)
+        elif version in ((2, 0), (3, 0)):
+            # 3.0 differs from 2.0 only in UTF-8 field names, which do not change the shape or the item size
+            shape, _, dtype = fmt.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"unknown .npy format version {version[0]}.{version[1]}")
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy evaluates the header as a Python literal: anything can fail
+        raise ValueError(f"damaged header ({type(exc).__name__})") from None
     return tuple(shape), dtype, fp.tell()
 
 

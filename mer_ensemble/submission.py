@@ -108,8 +108,11 @@ def _read_table(source: str | Path | pd.DataFrame, member: str | None = None) ->
         raise SubmissionError(f"{where}: the file is empty; expected a header line and one row per test name")
     if text.startswith("\ufeff"):
         raise SubmissionError(f"{where}: starts with a byte-order mark (UTF-8 BOM); save it as plain UTF-8")
-    reader = csv.reader(io.StringIO(text))
-    numbered = [(reader.line_num, row) for row in reader if row]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        numbered = [(reader.line_num, row) for row in reader if row]
+    except csv.Error as exc:
+        raise SubmissionError(f"{where}: line {reader.line_num + 1}: cannot be read as CSV ({exc})") from None
     header = numbered[0][1]
     for line, row in numbered[1:]:
         if len(row) != len(header):

@@ -216,6 +216,15 @@ def _check_values(arr: np.ndarray, path: Path) -> None:
         raise DataError(f"{path}: has 0 frames")
 
 
+def _check_rank(arr: np.ndarray, raw: np.ndarray, level: str | None, path: Path) -> None:
+    """An utterance-level file holds one vector, a frame-level file a ``(T, D)`` matrix."""
+    allowed = {"utt": (1,), "frame": (2,)}.get(level or "", (1, 2))
+    if arr.ndim not in allowed:
+        expected = {"utt": "(D,) or (1, D) at utterance level", "frame": "(T, D) or (D,) at frame level"}.get(
+            level or "", "(D,) or (T, D)")
+        raise DataError(f"{path}: shape {tuple(raw.shape)}; a feature file holds {expected}")
+
+
 def _bad_values(arr: np.ndarray) -> str | None:
     """Why ``arr``'s values cannot become finite float32 features (None when they can)."""
     if arr.dtype.kind != "f":
@@ -278,6 +287,7 @@ def _read_folder(files: FeatureFiles) -> tuple[np.ndarray, np.ndarray | None]:
             level = "frame" if frame_files is not None else declared
             arr = _normalise(raw, level)
             _check_values(arr, path)
+            _check_rank(arr, raw, level, path)
             why = _bad_values(arr)
             if why is not None:
                 bad.append((str(path), why))

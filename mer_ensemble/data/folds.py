@@ -100,6 +100,8 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a folds file (name,fold) ({reason}); {_REMAKE}") from None
     if list(table.columns) != ["name", "fold"]:
         raise DataError(f"{path}: header is {','.join(map(str, table.columns))!r}, expected 'name,fold'; {_REMAKE}")
+    if table.empty:
+        raise DataError(f"{path}: has a header but no rows (the file is truncated?); {_REMAKE}")
     return table
 
 
