@@ -573,3 +573,32 @@ def test_report_out_and_tune_write_config_never_replace_stored_data(trained, tmp
     for _ in range(2):  # its own config is replaced
         result = invoke("tune", "lin", "-c", config, "--workdir", wd, "--trials", "1", "--write-config", tuned)
         assert result.exit_code == 0, result.output
+
+
+# --- found by the property tests ------------------------------------------------------------------
+
+
+def test_matrices_in_an_utterance_level_folder_are_refused_not_left_uninitialised(experiment: Path, tmp_path: Path):
+    folder = tmp_path / "data" / "features" / "fa-UTT"
+    for path in folder.glob("*.npy"):
+        np.save(path, np.ones((3, 8), np.float32))  # every file alike: no odd one out to report
+    one_line_error(invoke("check", "-c", experiment, "--workdir", tmp_path / "wd"), "shape (3, 8)",
+                   "(D,) or (1, D) at utterance level")
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("targets", None, "targets is None, expected a list of target names"),
+    ("classes", {"emotion": ["anger"]}, "expected a list of at least 2 class names per target"),
+    ("key", "other", "the manifest names run 'other', but the file is lin.json"),
+    ("seeds", "0", "seeds is '0'"),
+])
+def test_a_store_manifest_with_values_of_the_wrong_type_is_one_line(experiment: Path, tmp_path: Path, key: str,
+                                                                     value, fragment: str):
+    wd = tmp_path / "wd"
+    assert invoke("train-all", "-c", experiment, "--workdir", wd).exit_code == 0
+    path = wd / "store" / "lin.json"
+    manifest = json.loads(path.read_text())
+    manifest[key] = value
+    path.write_text(json.dumps(manifest))
+    for args in (("leaderboard",), ("blend", "-c", experiment)):
+        one_line_error(invoke(*args, "--workdir", wd), "run lin", str(path), fragment)
