@@ -57,8 +57,8 @@ app = typer.Typer(
 )
 
 #: what Ctrl-C leaves behind, whatever the command was doing
-INTERRUPTED = ("interrupted (Ctrl-C): nothing half-written was kept; finished work is (trained jobs, stored runs, "
-               "the feature cache, written files), and running the same command again continues from it")
+INTERRUPTED = ("interrupted (Ctrl-C): finished work is kept (trained jobs, stored runs, the feature cache, written "
+               "files) and nothing half-written is left; running the same command again continues from it")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,7 +9,6 @@ import typer
 from mer_ensemble.cli._app import app, friendly_errors
 from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, open_experiment
 
-
 #: the first words of a config ``tune --write-config`` wrote (how it recognises one it may replace)
 TUNED_MARK = "# written by mer-ensemble tune"
 

@@ -9,9 +9,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from mer_ensemble.cli import app
