@@ -600,3 +600,59 @@ def test_a_store_manifest_with_values_of_the_wrong_type_is_one_line(experiment: 
     path.write_text(json.dumps(manifest))
     for args in (("leaderboard",), ("blend", "-c", experiment)):
         one_line_error(invoke(*args, "--workdir", wd), "run lin", str(path), fragment)
+
+
+# --- the bar, as the issue states it --------------------------------------------------------------
+
+
+def _at_most_two_lines(result, culprit: str) -> None:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code != 0 and 1 <= len(lines) <= 2, result.output
+    assert culprit in result.output and "Traceback" not in result.output, result.output
+
+
+def test_the_bar(trained, tmp_path: Path, meiju):
+    config, wd = trained
+    data = tmp_path / "data"
+    run = ("blend", "-c", config, "--workdir", wd)
+    # --out into the store or over the label file changes nothing
+    kept, labels = snapshot(wd), (data / "labels.csv").read_bytes()
+    for out in (wd / "store" / "lin.csv", data / "labels.csv"):
+        assert invoke(*run, "--out", out).exit_code != 0
+    assert snapshot(wd) == kept and (data / "labels.csv").read_bytes() == labels
+    # two blends of one store are identical
+    assert invoke(*run, "--out", tmp_path / "a.csv").exit_code == 0
+    assert invoke(*run, "--out", tmp_path / "b.csv").exit_code == 0
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    # cv.seeds: [] and [-1] each get at most two lines naming the culprit
+    for seeds in ("[]", "[-1]"):
+        for command in ("check", "train-all"):
+            _at_most_two_lines(invoke(command, "-c", config, "--workdir", wd, "--set", f"cv.seeds={seeds}"),
+                               "cv.seeds")
+    # a garbage folds.json, a truncated folds.csv
+    for name, damage in (("folds.json", b"garbage"), ("folds.csv", (wd / "folds.csv").read_bytes()[:37])):
+        original = (wd / name).read_bytes()
+        (wd / name).write_bytes(damage)
+        _at_most_two_lines(invoke("train-all", "-c", config, "--workdir", wd), str(wd / name))
+        (wd / name).write_bytes(original)
+    # a corrupt optuna.db
+    optuna_args = ("--set", "blend.methods=[optuna]", "--set", "blend.params={optuna: {n_trials: 2}}")
+    (wd / "optuna.db").write_bytes(b"SQLite format 3\x00" + bytes(3000))
+    _at_most_two_lines(invoke(*run, "--out", tmp_path / "c.csv", *optuna_args), str(wd / "optuna.db"))
+    (wd / "optuna.db").unlink()
+    # a float64 1e300 feature (in data of its own: the trained data is shared)
+    own = write_config(tmp_path / "own.yaml", write_generic(tmp_path / "own"))
+    feature = tmp_path / "own" / "features" / "fa-UTT" / "utt0004.npy"
+    np.save(feature, np.full(8, 1e300))
+    for command in ("check", "train-all"):
+        _at_most_two_lines(invoke(command, "-c", own, "--workdir", tmp_path / "own-wd"), str(feature))
+    # a run missing from the store is named
+    for path in (wd / "store").glob("lin_t.*"):
+        path.unlink()
+    result = invoke(*run, "--out", tmp_path / "d.csv")
+    assert result.exit_code == 0 and "warning: 1 configured run(s) missing or partial" in result.output
+    assert "lin_t (not in the store" in result.output
+    # a zip without submission.csv does not validate
+    meiju_config, good = meiju
+    bad = _rezip(good, tmp_path / "bad.zip", ["answers.csv"])
+    _at_most_two_lines(invoke("validate-submission", bad, "-c", meiju_config), "submission.csv")
