@@ -206,23 +206,22 @@ def _why(path: Path, exc: BaseException, kind: str) -> str:
     return f"damaged or truncated {kind} file ({text})"
 
 
-def _npy_header(fp: BinaryIO) -> tuple[tuple[int, ...], np.dtype, int]:
-    """``(shape, dtype, end of header)`` of the ``.npy`` stream at ``fp``'s position (ValueError when
-    it is not one); nothing after the header is read."""
+def _npy_header(fp: BinaryIO, where: str, error: type[MerError], kind: str = ".npy"
+                ) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, end of header)`` of the ``.npy`` stream at ``fp``'s position; nothing after
+    the header is read. A header that is not one raises numpy's ``ValueError`` or ``error``."""
     fmt = np.lib.format
     version = fmt.read_magic(fp)
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise error(f"{where}: not a valid {kind} file (unknown .npy format version {version[0]}.{version[1]})")
     try:
-        if version == (1, 0):
-            shape, _, dtype = fmt.read_array_header_1_0(fp)
-        elif version in ((2, 0), (3, 0)):
-            # 3.0 differs from 2.0 only in UTF-8 field names, which do not change the shape or the item size
-            shape, _, dtype = fmt.read_array_header_2_0(fp)
-        else:
-            raise ValueError(f"unknown .npy format version {version[0]}.{version[1]}")
+        # 3.0 differs from 2.0 only in UTF-8 field names, which do not change the shape or the item size
+        shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fp)
     except ValueError:
         raise
     except Exception as exc:  # noqa: BLE001 - numpy evaluates the header as a Python literal: anything can fail
-        raise ValueError(f"damaged header ({type(exc).__name__})") from None
+        raise error(f"{where}: damaged or truncated {kind} file (its header cannot be read: "
+                    f"{type(exc).__name__})") from None
     return tuple(shape), dtype, fp.tell()
 
 
@@ -253,7 +252,7 @@ def read_npy(path: str | Path, error: type[MerError], *, mmap: bool = False) -> 
     path = Path(path)
     try:
         with open(path, "rb") as fp:
-            shape, dtype, end = _npy_header(fp)
+            shape, dtype, end = _npy_header(fp, str(path), error)
             _check_npy_size(str(path), shape, dtype, end, os.fstat(fp.fileno()).st_size, error)
             if not mmap:
                 fp.seek(0)
@@ -271,10 +270,10 @@ def _check_npz_members(path: Path, error: type[MerError], prefix: str) -> None:
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
                 continue
+            where = f"{prefix}{path}: member {info.filename}"
             with archive.open(info) as fp:
-                shape, dtype, end = _npy_header(fp)
-            _check_npy_size(f"{prefix}{path}: member {info.filename}", shape, dtype, end, info.file_size, error,
-                            ".npz")
+                shape, dtype, end = _npy_header(fp, where, error, ".npz")
+            _check_npy_size(where, shape, dtype, end, info.file_size, error, ".npz")
 
 
 def read_npz(path: str | Path, error: type[MerError], *, what: str = "") -> dict[str, np.ndarray]:
