@@ -133,6 +133,10 @@ def check_compatible(records: list[RunRecord], target: str, ds: Dataset | None =
                 f"runs ({', '.join(r.key for r in records)}) were made on data {ref.manifest.get('data_fingerprint')}, "
                 f"but the config's data is now {ds.fingerprint}; retrain with train-all"
             )
+        stale = [f"{r.key} ({kind})" for r in records for kind, digest in (r.manifest.get("raw_inputs") or {}).items()
+                 if ds.raw_digests.get(kind) != digest]
+        if stale:
+            raise BlendError(f"runs {', '.join(stale)} read raw inputs that have changed since; retrain with train-all")
         if list(ds.task.target(target).classes) != ref.classes(target):
             raise BlendError(f"the runs' classes of {target} differ from the config's: {ref.classes(target)}")
 
@@ -240,82 +244,105 @@ def blend_runs(
 ) -> BlendResult:
     """Blend every target of ``exp`` from its stored runs (or ``records``); score every method
     in-sample and nested; keep each method's test probabilities and the chosen one's."""
-    from mer_ensemble.ensemble import FitContext, make_blender
-    from mer_ensemble.ensemble.choice import TIES, choose_blend
-    from mer_ensemble.store import load_runs
+    from mer_ensemble.store import load_runs, no_runs_error, require_runs
 
-    cfg, ds = exp.config, exp.dataset
-    settings = cfg.blend.model_copy(update={k: v for k, v in (("methods", methods), ("choose", choose)) if v})
+    settings = exp.config.blend.model_copy(update={k: v for k, v in (("methods", methods), ("choose", choose)) if v})
     check_blend_config(settings)
-    records = load_runs(exp.workdir) if records is None else records
+    records = load_runs(exp.workdir, require_runs(exp.workdir)) if records is None else records
     if not records:
-        raise StoreError(f"no stored runs in {exp.workdir / 'store'}; run mer-ensemble train-all first")
+        raise no_runs_error(exp.workdir)
     storage = settings.storage or f"sqlite:///{(exp.workdir / 'optuna.db').resolve()}"
     result = BlendResult()
-    for target in ds.task.target_names:
-        spec = ds.task.target(target)
+    for target in exp.dataset.task.target_names:
         patterns = settings.runs.get(target) if isinstance(settings.runs, dict) else settings.runs
         runs = select_runs(records, patterns, target)
-        check_compatible(runs, target, ds)
-        y_all = ds.labels[target][runs[0].rows]
-        known = y_all >= 0
-        y = y_all[known]
-        folds = runs[0].fold[known]
-        oof = np.stack([r.oof[target][known] for r in runs])
-        test = np.stack([r.test[target] for r in runs])
-        context = FitContext(storage=storage, study_name=_study_name(exp, target, oof, y), repeatable=True)
-
-        def make(name: str) -> Any:
-            return make_blender(name, class_bias=settings.class_bias, **settings.params.get(name, {}))
-
-        scored, nested_probas, finals, skipped = [], {}, {}, {}
-        for name in settings.methods:
-            try:
-                fitted = _score_method(make, name, oof, y, folds, spec.score, context, storage)
-            except _StorageFailure:
-                raise
-            except BlendError as exc:  # e.g. stacking with 2 folds: its nested fits see one fold id
-                skipped[name] = str(exc)
-                continue
-            final, nested_proba, method_score = fitted
-            nested_probas[name], finals[name] = nested_proba, final
-            method_score.description["runs"] = [r.key for r in runs]
-            scored.append(method_score)
-        if not scored:
-            detail = "; ".join(f"{m}: {why}" for m, why in skipped.items())
-            raise BlendError(f"blend ({target}): no method could run with the folds given ({detail})")
-        if settings.choose in skipped:
-            raise BlendError(f"blend.choose: {settings.choose} cannot run on {target}: {skipped[settings.choose]}")
-        test_by_method = {name: final.predict_proba(test) for name, final in finals.items()}
-        choice = choose_blend({m.method: m.nested for m in scored}, {m.method: m.nested_folds for m in scored},
-                              rule=settings.choose, n_se=settings.tie_se)
-        if choice.averaged:  # a blend of the blends that cannot be told apart
-            members = choice.members
-            nested_probas[TIES] = np.mean([nested_probas[m] for m in members], axis=0)
-            test_by_method[TIES] = np.mean([test_by_method[m] for m in members], axis=0)
-            in_sample = np.mean([finals[m].predict_proba(oof) for m in members], axis=0)
-            labels = nested_probas[TIES].argmax(1)
-            per_fold = _fold_scores(spec.score, y, labels, folds)
-            desc = {"blender": TIES, "members": members, "runs": [r.key for r in runs]}
-            scored.append(MethodScore(TIES, float(spec.score(y, in_sample.argmax(1))),
-                                      float(spec.score(y, labels)), per_fold, desc))
-        chosen_name = TIES if choice.averaged else choice.members[0]
-        result.targets[target] = TargetBlend(
-            target=target,
-            runs=[r.key for r in runs],
-            methods=scored,
-            chosen=chosen_name,
-            test_proba=test_by_method[chosen_name],
-            oof_nested_proba=nested_probas[chosen_name],
-            y=y,
-            test_by_method=test_by_method,
-            choice=choice,
-            skipped=skipped,
-        )
+        check_compatible(runs, target, exp.dataset)
+        result.targets[target] = _blend_target(exp, target, runs, settings, storage)
     chosen = {t: next(m for m in b.methods if m.method == b.chosen) for t, b in result.targets.items()}
-    result.combined_nested = ds.task.combined({t: m.nested for t, m in chosen.items()})
-    result.combined_in_sample = ds.task.combined({t: m.in_sample for t, m in chosen.items()})
+    result.combined_nested = exp.dataset.task.combined({t: m.nested for t, m in chosen.items()})
+    result.combined_in_sample = exp.dataset.task.combined({t: m.in_sample for t, m in chosen.items()})
     return result
+
+
+@dataclass
+class _Scored:
+    """Every method that could run on one target: scores, nested OOF ``(n, C)`` and test ``(n_test, C)``
+    probabilities, the final blenders (fitted on all OOF rows), and why the others could not run."""
+
+    scores: list[MethodScore] = field(default_factory=list)
+    nested: dict[str, np.ndarray] = field(default_factory=dict)
+    test: dict[str, np.ndarray] = field(default_factory=dict)
+    finals: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _blend_target(exp: Experiment, target: str, runs: list[RunRecord], settings: BlendConfig,
+                  storage: str) -> TargetBlend:
+    """Score every method on ``target``'s OOF rows with a known label, choose, and blend its test rows."""
+    from mer_ensemble.ensemble import FitContext
+    from mer_ensemble.ensemble.choice import TIES, choose_blend
+
+    score = exp.dataset.task.target(target).score
+    y_all = exp.dataset.labels[target][runs[0].rows]
+    known = y_all >= 0
+    y, folds = y_all[known], runs[0].fold[known]
+    oof = np.stack([r.oof[target][known] for r in runs])  # (n_runs, n, C)
+    context = FitContext(storage=storage, study_name=_study_name(exp, target, oof, y), repeatable=True)
+    scored = _score_methods(settings, oof, y, folds, score, context, storage, [r.key for r in runs])
+    if not scored.scores:
+        detail = "; ".join(f"{m}: {why}" for m, why in scored.skipped.items())
+        raise BlendError(f"blend ({target}): no method could run with the folds given ({detail})")
+    if settings.choose in scored.skipped:
+        raise BlendError(f"blend.choose: {settings.choose} cannot run on {target}: {scored.skipped[settings.choose]}")
+    test = np.stack([r.test[target] for r in runs])
+    scored.test = {name: final.predict_proba(test) for name, final in scored.finals.items()}
+    choice = choose_blend({m.method: m.nested for m in scored.scores},
+                          {m.method: m.nested_folds for m in scored.scores}, rule=settings.choose, n_se=settings.tie_se)
+    if choice.averaged:  # a blend of the blends that cannot be told apart
+        _add_ties(scored, choice.members, oof, y, folds, score, [r.key for r in runs])
+    chosen = TIES if choice.averaged else choice.members[0]
+    return TargetBlend(target=target, runs=[r.key for r in runs], methods=scored.scores, chosen=chosen,
+                       test_proba=scored.test[chosen], oof_nested_proba=scored.nested[chosen], y=y,
+                       test_by_method=scored.test, choice=choice, skipped=scored.skipped)
+
+
+def _score_methods(settings: BlendConfig, oof: np.ndarray, y: np.ndarray, folds: np.ndarray, score: Any,
+                   context: Any, storage: str, run_keys: list[str]) -> _Scored:
+    """Every method of ``settings.methods`` fitted and scored (:func:`_score_method`); a method that
+    cannot run with these folds is recorded as skipped (a storage failure stops the blend)."""
+    from mer_ensemble.ensemble import make_blender
+
+    def make(name: str) -> Any:
+        return make_blender(name, class_bias=settings.class_bias, **settings.params.get(name, {}))
+
+    scored = _Scored()
+    for name in settings.methods:
+        try:
+            final, nested_proba, method_score = _score_method(make, name, oof, y, folds, score, context, storage)
+        except _StorageFailure:
+            raise
+        except BlendError as exc:  # e.g. stacking with 2 folds: its nested fits see one fold id
+            scored.skipped[name] = str(exc)
+            continue
+        scored.nested[name], scored.finals[name] = nested_proba, final
+        method_score.description["runs"] = list(run_keys)
+        scored.scores.append(method_score)
+    return scored
+
+
+def _add_ties(scored: _Scored, members: list[str], oof: np.ndarray, y: np.ndarray, folds: np.ndarray, score: Any,
+              run_keys: list[str]) -> None:
+    """Add the blend of ``members`` (the mean of their predictions) as the method :data:`TIES`."""
+    from mer_ensemble.ensemble.choice import TIES
+
+    scored.nested[TIES] = np.mean([scored.nested[m] for m in members], axis=0)
+    scored.test[TIES] = np.mean([scored.test[m] for m in members], axis=0)
+    in_sample = np.mean([scored.finals[m].predict_proba(oof) for m in members], axis=0)
+    labels = scored.nested[TIES].argmax(1)
+    per_fold = _fold_scores(score, y, labels, folds)
+    desc = {"blender": TIES, "members": members, "runs": list(run_keys)}
+    scored.scores.append(MethodScore(TIES, float(score(y, in_sample.argmax(1))), float(score(y, labels)), per_fold,
+                                     desc))
 
 
 def _score_method(

@@ -59,8 +59,14 @@ class DataConfig(_Strict):
     candidate_file: str | None = None
     train_splits: list[Literal["train", "dev"]] = Field(default_factory=lambda: ["train", "dev"])
     max_frames: int = Field(64, ge=1)
+    text_column: str | None = Field(None, description="the column holding each row's text (generic labels CSV, "
+                                    "MEIJU CSV lists, data.text_file); default text / sentence")
+    text_file: str | list[str] | None = Field(None, description="transcript CSV(s) with a name and a text column, "
+                                              "relative to data.root (e.g. MER2024: name,english,chinese)")
+    audio_dir: str | None = Field(None, description="folder of <name>.wav (.flac, .mp3, .m4a, .ogg) per name, "
+                                  "relative to data.root")
 
-    @field_validator("feature_root")
+    @field_validator("feature_root", "text_file")
     @classmethod
     def _roots_not_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and not value:

@@ -20,11 +20,12 @@ from pathlib import Path
 from mer_ensemble.config import Config
 from mer_ensemble.data.dataset import Dataset
 from mer_ensemble.data.folds import Folds, load_or_make_folds
+from mer_ensemble.data.settings import DataSettings
 from mer_ensemble.errors import ConfigError
 from mer_ensemble.io import remove_stale_temps
 from mer_ensemble.tasks import TaskSpec
 
-__all__ = ["WORKDIR_FOLDERS", "Experiment", "check_workdir"]
+__all__ = ["WORKDIR_FOLDERS", "Experiment", "check_workdir", "data_settings"]
 
 #: the folders a workdir keeps, and what each holds
 WORKDIR_FOLDERS = {"store": "the prediction store", "cache": "the feature cache", "jobs": "the job results",
@@ -47,6 +48,38 @@ def check_workdir(workdir: str | Path) -> None:
         if (sub.exists() or sub.is_symlink()) and not sub.is_dir():
             raise ConfigError(f"{sub}: is a file, but the workdir keeps {role} in a folder of that name; move the "
                               "file away or use another --workdir")
+
+
+def data_settings(config: Config) -> DataSettings:
+    """What the data layer needs from ``config``, as plain values with resolved paths."""
+    from mer_ensemble.data.groupnorm import derived_feature_names
+
+    data = config.data
+    roots = data.feature_root
+    text_file = data.text_file
+    return DataSettings(
+        layout=data.layout,
+        root=config.resolve_path(data.root),
+        features={m: list(f) for m, f in data.features.items()},
+        task=config.task,
+        targets=list(data.targets) if data.targets else None,
+        classes={t: list(c) for t, c in data.classes.items()},
+        metric=config.scoring.metric,
+        combine=config.scoring.combine,
+        feature_roots=tuple(config.resolve_path(r) for r in ([roots] if isinstance(roots, str) else roots or [])),
+        label_file=data.label_file,
+        test_file=data.test_file,
+        pool_file=data.pool_file,
+        candidate_file=data.candidate_file,
+        group_by=data.group_by,
+        train_splits=tuple(data.train_splits),
+        cache=data.cache,
+        noise_variants={f: list(v) for f, v in data.noise_variants.items()},
+        group_features=tuple(derived_feature_names(data.features, (m.features for m in config.models))),
+        text_column=data.text_column,
+        text_file=tuple([text_file] if isinstance(text_file, str) else text_file or []),
+        audio_dir=data.audio_dir,
+    )
 
 
 @dataclass
@@ -85,7 +118,7 @@ class Experiment:
         check_workdir(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(workdir)
-        ds = dataset if dataset is not None else load_dataset(config, workdir, use_cache=use_cache)
+        ds = dataset if dataset is not None else load_dataset(data_settings(config), workdir, use_cache=use_cache)
         folds = load_or_make_folds(ds, workdir, config.cv.folds, config.cv.fold_seed)
         config, notes = _drop_unhelpful_group_runs(config, ds)
         return cls(config, workdir, ds, folds, notes)
@@ -103,7 +136,8 @@ class Experiment:
 def _drop_unhelpful_group_runs(config: Config, ds: Dataset) -> tuple[Config, list[str]]:
     """Without ``portfolio.group_norm: true``, drop the portfolio's ``@group`` runs where the
     data gives group normalisation nothing to work with (too small groups, test rows without one)."""
-    from mer_ensemble.data.groupnorm import GROUP_SUFFIX, group_norm_problem
+    from mer_ensemble.data.groupnorm import group_norm_problem
+    from mer_ensemble.names import GROUP_SUFFIX
 
     def grouped(spec) -> bool:  # noqa: ANN001 - ModelSpec
         return spec.origin == "auto" and any(f.endswith(GROUP_SUFFIX) for f in spec.features or [])

@@ -33,7 +33,16 @@ from mer_ensemble.io import atomic_save_npz, atomic_write_json, read_json, read_
 #: manifest keys every reader relies on
 REQUIRED_KEYS = ("key", "targets", "classes")
 
-__all__ = ["RunRecord", "list_run_keys", "load_run", "load_runs", "save_run", "store_dir"]
+__all__ = [
+    "RunRecord",
+    "list_run_keys",
+    "load_run",
+    "load_runs",
+    "no_runs_error",
+    "require_runs",
+    "save_run",
+    "store_dir",
+]
 
 
 @dataclass
@@ -91,6 +100,19 @@ def list_run_keys(workdir: Path) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.json") if (folder / f"{p.stem}.npz").is_file())
+
+
+def no_runs_error(workdir: Path) -> StoreError:
+    """The error of a command that needs stored runs where ``workdir`` has none."""
+    return StoreError(f"no stored runs in {store_dir(workdir)}; run mer-ensemble train-all first")
+
+
+def require_runs(workdir: Path) -> list[str]:
+    """Keys of the complete records, sorted; :func:`no_runs_error` when there is none."""
+    keys = list_run_keys(workdir)
+    if not keys:
+        raise no_runs_error(workdir)
+    return keys
 
 
 def load_run(workdir: Path, key: str) -> RunRecord:

@@ -76,14 +76,13 @@ def blend_cli(
 ) -> None:
     """Blend the stored runs per target, report honest scores, write a validated submission."""
     from mer_ensemble.blend import blend_runs, check_out, save_blend, unfinished_runs
-    from mer_ensemble.errors import BlendError, StoreError
+    from mer_ensemble.errors import BlendError
     from mer_ensemble.experiment import check_workdir
-    from mer_ensemble.store import list_run_keys, load_runs
+    from mer_ensemble.store import load_runs, require_runs
 
-    cfg, wd = load(config, set_, workdir)
+    wd = load(config, set_, workdir)[1]
     check_workdir(wd)
-    if not list_run_keys(wd):
-        raise StoreError(f"no stored runs in {wd / 'store'}; run mer-ensemble train-all first")
+    require_runs(wd)
     exp = open_experiment(config, set_, workdir)
     if out is not None:
         check_out(exp, out, force=force)  # before any work: a refused path costs nothing
@@ -129,12 +128,13 @@ def validate_submission_cli(
 def _validated(file: Path, config: Path, set_: list[str] | None, workdir: Path | None):  # noqa: ANN202
     """The config's task and the submission ``file`` checked against it and the test names
     (read from the label files alone, no features)."""
-    from mer_ensemble.data.load import load_table, resolve_config_task
+    from mer_ensemble.data.load import load_table, resolve_data_task
+    from mer_ensemble.experiment import data_settings
     from mer_ensemble.submission import validate_submission
 
-    cfg, _ = load(config, set_, workdir)
-    table = load_table(cfg)
-    task = resolve_config_task(cfg, table)
+    settings = data_settings(load(config, set_, workdir)[0])
+    table = load_table(settings)
+    task = resolve_data_task(settings, table)
     return task, validate_submission(file, task, table.loc[table["split"] == "test", "name"].tolist())
 
 

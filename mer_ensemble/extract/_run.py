@@ -9,8 +9,8 @@ checkpoint, a bad option or an unreadable input listing stops it with :class:`Ex
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,6 @@ from mer_ensemble.extract._common import (
     Item,
     ItemFailure,
     level_from_out,
-    parse_layers,
     pool_frames,
 )
 from mer_ensemble.extract._store import (
@@ -90,23 +89,12 @@ def extract_features(
     model: str | Path,
     inputs: str | Path,
     out: str | Path,
+    options: ExtractOptions | None = None,
     *,
-    level: str | None = None,
-    layers: str | Sequence[int] | None = None,
-    pooling: str | None = None,
-    normalize: bool | None = None,
-    batch_size: int = 16,
-    device: str = "auto",
-    fp16: bool | None = None,
-    chunk_seconds: float = 30.0,
-    max_tokens: int | None = None,
-    name_column: str = "name",
-    text_column: str = "text",
-    text_replace: Sequence[tuple[str, str]] = (),
-    trust_remote_code: bool = False,
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    **settings: Any,
 ) -> ExtractReport:
     """Extract one feature folder ``out`` from a local checkpoint ``model``.
 
@@ -115,33 +103,15 @@ def extract_features(
     float32, ``(D,)`` for ``level == "utt"`` and ``(T, D)`` for ``level == "frame"`` (``level``
     defaults to the folder suffix ``-UTT``/``-FRA``), plus ``manifest.json`` and, when some item
     failed, ``errors.csv``. Existing outputs are skipped unless ``overwrite``.
-    ``None`` options take the modality's defaults (see ``docs/extract.md``).
+    ``options`` (:class:`~mer_ensemble.extract.ExtractOptions`) say how; ``settings`` replace
+    its fields by name (``batch_size=32``, ``layers="last"``). ``None`` options take the
+    modality's defaults (see ``docs/extract.md``).
     """
     started = time.perf_counter()
     modality = _check_modality_name(modality)
     out = Path(out)
-    checkpoint = require_checkpoint(model)
-    config = load_config(checkpoint, trust_remote_code)
-    check_modality(config, modality, checkpoint)
-    options = ExtractOptions(
-        level=level_from_out(out, level),
-        layers=parse_layers(layers),
-        pooling=pooling.strip().lower() if pooling else None,
-        normalize=normalize,
-        batch_size=batch_size,
-        device=device,
-        fp16=fp16,
-        chunk_seconds=chunk_seconds,
-        max_tokens=max_tokens,
-        name_column=name_column,
-        text_column=text_column,
-        text_replace=tuple((str(a), str(b)) for a, b in text_replace),
-        trust_remote_code=trust_remote_code,
-    )
-    if normalize and options.level == "frame":
-        raise ExtractError("--normalize applies to -UTT vectors; -FRA frames are stored as the model gives them")
-    options, defaults_from = _with_defaults(modality, checkpoint, options)
-    _validate(modality, options)
+    checkpoint, config, options, defaults_from = _resolve_options(
+        modality, model, out, ExtractOptions.build(options, **settings))
     listed = _list_items(modality, inputs, options)
     items, failures = _valid_items(listed)
 
@@ -151,17 +121,15 @@ def extract_features(
     todo = items if overwrite else [item for item in items if not (out / f"{item.name}.npy").exists()]
 
     manifest = {**head, **{k: v for k, v in (previous or {}).items() if k in ("device", "dtype", "dim", "extractor")}}
-    n_written = 0
-    if todo:
-        target, dtype = resolve_device(options.device, options.fp16)
-        extractor = _build(modality, checkpoint, options, target, dtype)
-        manifest.update(device=str(target), dtype=str(dtype).replace("torch.", ""))
-        out.mkdir(parents=True, exist_ok=True)
-        write_manifest(out, {**manifest, "complete": False})
+
+    def started_on(target: Any) -> None:
         if log:
             log(f"extracting {len(todo)} {modality} items on {target}; {len(items) - len(todo)} already done")
-        n_written, dim, new_failures = _extract_items(extractor, todo, out, options, progress)
-        manifest.update(dim=dim or manifest.get("dim"), extractor=extractor.describe())
+
+    n_written = 0
+    if todo:
+        n_written, new_failures = _extract_todo(modality, checkpoint, options, todo, out, manifest, progress,
+                                                started_on)
         failures.extend(new_failures)
     counts = {"items": len(listed), "written": n_written, "skipped": len(items) - len(todo), "failed": len(failures)}
     report = ExtractReport(
@@ -176,6 +144,40 @@ def extract_features(
         settings=head["settings"],
     )
     return _finish(report, manifest, counts, items, started)
+
+
+def _resolve_options(
+    modality: str, model: str | Path, out: Path, options: ExtractOptions
+) -> tuple[Path, Any, ExtractOptions, str]:
+    """The checkpoint, its config and the options with the output level and every default filled
+    in, checked (``ExtractError`` before any work); plus where the defaults came from."""
+    checkpoint = require_checkpoint(model)
+    config = load_config(checkpoint, options.trust_remote_code)
+    check_modality(config, modality, checkpoint)
+    options = replace(options, level=level_from_out(out, options.level))
+    if options.normalize and options.level == "frame":
+        raise ExtractError("--normalize applies to -UTT vectors; -FRA frames are stored as the model gives them")
+    options, defaults_from = _with_defaults(modality, checkpoint, options)
+    _validate(modality, options)
+    return checkpoint, config, options, defaults_from
+
+
+def _extract_todo(
+    modality: str, checkpoint: Path, options: ExtractOptions, todo: list[Item], out: Path,
+    manifest: dict[str, Any], progress: bool, started_on: Callable[[Any], Any],
+) -> tuple[int, list[tuple[str, str, str]]]:
+    """Build the extractor on its device, mark the folder incomplete, say where it runs
+    (``started_on(device)``), run ``todo``; the manifest learns the device, dtype, dimension and
+    extractor. Returns (written, failures)."""
+    target, dtype = resolve_device(options.device, options.fp16)
+    extractor = _build(modality, checkpoint, options, target, dtype)
+    manifest.update(device=str(target), dtype=str(dtype).replace("torch.", ""))
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, {**manifest, "complete": False})
+    started_on(target)
+    n_written, dim, failures = _extract_items(extractor, todo, out, options, progress)
+    manifest.update(dim=dim or manifest.get("dim"), extractor=extractor.describe())
+    return n_written, failures
 
 
 def _finish(

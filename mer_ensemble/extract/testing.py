@@ -17,10 +17,15 @@ __all__ = ["TINY_CHECKPOINTS", "save_tiny_checkpoint"]
 HIDDEN = 32
 
 
+def _encoder(layers: int) -> dict:
+    """The size of every tiny transformer encoder: ``HIDDEN`` wide, two heads, ``layers`` layers."""
+    return {"hidden_size": HIDDEN, "num_hidden_layers": layers, "num_attention_heads": 2,
+            "intermediate_size": 2 * HIDDEN}
+
+
 def _speech_config(layers: int, norm: str) -> dict:
     """Shared settings of the tiny HuBERT / wav2vec2 configs (``norm``: the front end's norm)."""
-    return {"hidden_size": HIDDEN, "num_hidden_layers": layers, "num_attention_heads": 2,
-            "intermediate_size": 2 * HIDDEN, "conv_dim": (HIDDEN,) * 7, "num_conv_pos_embeddings": 16,
+    return {**_encoder(layers), "conv_dim": (HIDDEN,) * 7, "num_conv_pos_embeddings": 16,
             "num_conv_pos_embedding_groups": 2, "feat_extract_norm": norm}
 
 
@@ -69,14 +74,7 @@ def _whisper(folder: Path, layers: int) -> None:
 def _clip_vision_config(layers: int) -> object:
     from transformers import CLIPVisionConfig
 
-    return CLIPVisionConfig(
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        image_size=32,
-        patch_size=8,
-    )
+    return CLIPVisionConfig(**_encoder(layers), image_size=32, patch_size=8)
 
 
 def _image_processor(folder: Path) -> None:
@@ -97,10 +95,7 @@ def _clip(folder: Path, layers: int) -> None:
     from transformers import CLIPConfig, CLIPModel, CLIPTextConfig
 
     text = CLIPTextConfig(
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
+        **_encoder(layers),
         vocab_size=64,
         bos_token_id=1,
         eos_token_id=2,

@@ -70,20 +70,29 @@ def _shape_of(feature: str, value: Any) -> tuple[int, int]:
     return int(arr.shape[0]), int(arr.shape[1])
 
 
-def check_inputs(X: Mapping[str, Any], feature_dims: Mapping[str, int], model: str) -> int:
-    """Check that ``X`` holds every feature of ``feature_dims`` with its dimension and that
-    all features have the same number of rows; returns that number ``n``."""
-    missing = [f for f in feature_dims if f not in X]
+def check_inputs(X: Mapping[str, Any], feature_dims: Mapping[str, int], model: str,
+                 raw: Sequence[str] = ()) -> int:
+    """Check that ``X`` holds every feature of ``feature_dims`` with its dimension and every raw
+    input key of ``raw`` (``raw:text``...) as an ``(n,)`` array, all with the same number of rows;
+    returns that number ``n``."""
+    missing = [f for f in [*feature_dims, *raw] if f not in X]
     if missing:
-        raise DataError(f"model {model!r}: inputs lack feature(s) {missing}; given: {sorted(X)}")
+        raise DataError(f"model {model!r}: inputs lack {missing}; given: {sorted(X)}")
     rows: dict[str, int] = {}
     for feature, dim in feature_dims.items():
         n, d = _shape_of(feature, X[feature])
         if d != dim:
             raise DataError(f"model {model!r}: feature {feature!r} has dimension {d}, the model was created with {dim}")
         rows[feature] = n
+    for key in raw:
+        values = np.asarray(X[key], dtype=object)
+        if values.ndim != 1:
+            raise DataError(f"model {model!r}: raw input {key!r} must be an (n,) array, got shape {values.shape}")
+        rows[key] = len(values)
+    if not rows:
+        raise DataError(f"model {model!r}: the model reads no feature and no raw input")
     if len(set(rows.values())) > 1:
-        raise DataError(f"model {model!r}: features disagree on the number of rows: {rows}")
+        raise DataError(f"model {model!r}: inputs disagree on the number of rows: {rows}")
     return next(iter(rows.values()))
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from mer_ensemble.errors import DataError, ModelError
-from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
+from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas, WorkSize
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
     atomic_save,
@@ -100,13 +100,36 @@ class TorchModel(MerModel):
     ``best_epoch_``.
     """
 
-    #: True for families whose network defines ``unlabeled_loss`` (the runner then passes X_unlabeled)
-    uses_unlabeled: ClassVar[bool] = False
-    #: True for families that mix noisy feature variants into training (the runner then passes X_variants)
-    uses_variants: ClassVar[bool] = False
     #: rows per forward pass at prediction time
     predict_batch_size: ClassVar[int] = 1024
     uses_gpu: ClassVar[bool] = True
+    blend_value: ClassVar[float] = 1.0
+    #: share of the machine's matmul rate a fit reaches (fitted to the MER2024-scale runs of
+    #: docs/benchmarks.md), for :meth:`prior_seconds`
+    prior_efficiency: ClassVar[float] = 0.15
+
+    @classmethod
+    def square_layers(cls, params: dict[str, Any], n_modalities: int) -> int:
+        """How many ``hidden x hidden`` weight matrices the network has besides its input layer."""
+        return 2
+
+    @classmethod
+    def n_weights(cls, params: dict[str, Any], dims: Sequence[int], n_modalities: int) -> int | None:
+        """Input layer ``sum(dims) x hidden`` plus :meth:`square_layers` ``hidden x hidden`` matrices."""
+        hidden = int(params.get("hidden", 128))
+        return sum(dims) * hidden + cls.square_layers(params, n_modalities) * hidden * hidden
+
+    @classmethod
+    def prior_seconds(cls, params: dict[str, Any], work: WorkSize) -> float:
+        """6 FLOPs per weight and training row per epoch over the epochs early stopping typically
+        runs (``patience`` + 20, at most ``epochs``), plus 2 per weight and predicted row."""
+        rate = max(work.gflops, 1.0) * 1e9
+        n_weights = cls.n_weights(params, work.dims, work.n_modalities) or 0
+        epochs = int(params.get("epochs", 100))
+        patience = params.get("patience")
+        expected = min(epochs, int(patience) + 20) if patience else epochs
+        flops = 6.0 * n_weights * work.n_fit * expected + 2.0 * n_weights * work.n_predict
+        return 1.0 + flops / (rate * cls.prior_efficiency)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

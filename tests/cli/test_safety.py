@@ -276,7 +276,8 @@ def test_a_line_break_inside_a_quoted_name_is_refused_but_allowed_in_a_sentence(
 def meiju(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A MEIJU config and the zip blend would write for it: ``(config, zip)``."""
     from mer_ensemble.config import load_config
-    from mer_ensemble.data.load import load_table, resolve_config_task
+    from mer_ensemble.data.load import load_table, resolve_data_task
+    from mer_ensemble.experiment import data_settings
     from mer_ensemble.submission import write_submission
     from tests.conftest import REPO
 
@@ -285,9 +286,9 @@ def meiju(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                   "--dims", "audio=8,text=8,video=8").exit_code == 0
     config = root / "meiju.yaml"
     config.write_text((REPO / "configs" / "demo-meiju.yaml").read_text().replace("../demo/meiju", str(root / "data")))
-    cfg = load_config(config)
-    table = load_table(cfg)
-    task = resolve_config_task(cfg, table)
+    settings = data_settings(load_config(config))
+    table = load_table(settings)
+    task = resolve_data_task(settings, table)
     names = table.loc[table["split"] == "test", "name"].tolist()
     labels = {t: np.zeros(len(names), dtype=np.int64) for t in task.target_names}
     return config, write_submission(labels, names, task, root / "sub.csv").with_suffix(".zip")
