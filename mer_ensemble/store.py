@@ -171,6 +171,9 @@ def _manifest_problem(manifest: dict[str, Any], key: str) -> str | None:
     for name in ("run_id", "folds_hash", "data_fingerprint"):
         if name in manifest and not isinstance(manifest[name], str):
             return f"{name} is {manifest[name]!r}, expected text"
+    raw = manifest.get("raw_inputs")
+    if raw is not None and not (isinstance(raw, dict) and all(isinstance(v, str) for v in raw.values())):
+        return f"raw_inputs is {str(raw)[:60]!r}, expected a mapping of input kinds to digests"
     return None
 
 

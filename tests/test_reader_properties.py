@@ -203,7 +203,7 @@ def _record():
 
 
 @FAST
-@given(key=st.sampled_from(["key", "targets", "classes", "seeds", "cv"]), value=json_values,
+@given(key=st.sampled_from(["key", "targets", "classes", "seeds", "cv", "raw_inputs", "folds_hash"]), value=json_values,
        json_cut=st.integers(0, 400), npz_mutation=mutations, damage=st.sampled_from(["json", "value", "npz"]))
 def test_a_store_record_loads_or_is_one_line(key: str, value, json_cut: int, npz_mutation, damage: str):
     from mer_ensemble.store import load_run, save_run

@@ -39,7 +39,7 @@ def _clean_names(values: Sequence[str], path: Path, lines: Sequence[int]) -> lis
 
 
 #: columns whose cells may hold a line break (free text such as MEIJU's transcriptions)
-_TEXT_COLUMNS = {"sentence", "text", "transcription"}
+_TEXT_COLUMNS = {"transcription", *TEXT_COLUMNS}
 
 
 def _quote_problem(path: Path) -> str | None:
@@ -66,10 +66,10 @@ def _quote_problem(path: Path) -> str | None:
     return None
 
 
-def _load_csv(path: Path) -> pd.DataFrame:
+def _load_csv(path: Path, free_text: Sequence[str] = ()) -> pd.DataFrame:
     """A CSV as strings (blank cells ""), with one-line errors; a UTF-8 BOM is dropped. A line
     break inside a quoted cell (an unbalanced quote, which shifts every later column) is refused,
-    naming the line, except in free-text columns such as ``sentence``."""
+    naming the line, except in free-text columns such as ``sentence`` (and those in ``free_text``)."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -78,7 +78,8 @@ def _load_csv(path: Path) -> pd.DataFrame:
             raise DataError(f"{path}, {where}") from None
         raise DataError(f"{path}: cannot be read as CSV ({str(exc).splitlines()[0]})") from None
     df.columns = [str(c).strip() for c in df.columns]
-    checked = [c for c in df.columns if c.lower() not in _TEXT_COLUMNS]
+    free = _TEXT_COLUMNS | {c.lower() for c in free_text}
+    checked = [c for c in df.columns if c.lower() not in free]
     if any(df[c].str.contains("[\r\n]", regex=True).any() for c in checked):
         raise DataError(f"{path}, {_quote_problem(path) or 'a cell holds a line break'}")
     return df
@@ -316,10 +317,11 @@ def read_meiju(
 _NAME_COLUMNS = ("FileName", "filename", "file_name", "file", "name")
 
 
-def _read_csv_any_name(path: Path, targets: Sequence[str], split: str = "train") -> pd.DataFrame:
+def _read_csv_any_name(path: Path, targets: Sequence[str], split: str = "train",
+                       free_text: Sequence[str] = ()) -> pd.DataFrame:
     """A CSV whose names sit in ``FileName`` (or another of :data:`_NAME_COLUMNS`, any case),
     extension stripped once; target columns matched case-insensitively."""
-    df = _load_csv(path)
+    df = _load_csv(path, free_text)
     lower = {c.lower(): c for c in df.columns}
     column = next((lower[c.lower()] for c in _NAME_COLUMNS if c.lower() in lower), None)
     if column is None:
@@ -410,7 +412,7 @@ def read_text_file(paths: Sequence[Path], column: str | None = None) -> dict[str
     for path in paths:
         if not path.is_file():
             raise DataError(f"data.text_file: {path} not found; expected a CSV with a name column and a text column")
-        df = _read_csv_any_name(path, ())
+        df = _read_csv_any_name(path, (), free_text=[column] if column else ())
         wanted_columns = [column] if column else list(TEXT_COLUMNS)
         found = next((c for c in (_column(df, n) for n in wanted_columns) if c is not None), None)
         if found is None:

@@ -267,6 +267,10 @@ def test_a_line_break_inside_a_quoted_name_is_refused_but_allowed_in_a_sentence(
     (tmp_path / "Testing.csv").write_text('FileName,sentence\n"c\n.mp4",hi\n')
     with pytest.raises(DataError, match=r"Testing.csv, line 2: a quoted field runs on to line 3"):
         read_meiju(tmp_path)
+    from mer_ensemble.data.layouts import read_text_file
+
+    (tmp_path / "said.csv").write_text('name,utterance\na,"one\ntwo"\n')  # data.text_column: utterance
+    assert read_text_file([tmp_path / "said.csv"], "utterance") == {"a": "one\ntwo"}
 
 
 # --- submissions ----------------------------------------------------------------------------------
