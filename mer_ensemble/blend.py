@@ -31,6 +31,7 @@ from mer_ensemble.errors import BlendError, ConfigError, StoreError
 from mer_ensemble.experiment import Experiment
 from mer_ensemble.io import open_npz, read_json
 from mer_ensemble.store import RunRecord
+from mer_ensemble.tasks import TaskSpec
 
 __all__ = [
     "BlendResult",
@@ -39,9 +40,11 @@ __all__ = [
     "blend_runs",
     "check_blend_config",
     "check_compatible",
+    "check_out",
     "load_latest_blend",
     "save_blend",
     "select_runs",
+    "unfinished_runs",
 ]
 
 #: how every score of a blend is estimated (written into sidecars and reports)
@@ -95,7 +98,8 @@ def select_runs(records: list[RunRecord], patterns: list[str] | None, target: st
         return having
     chosen = []
     for pattern in patterns:
-        hits = [r for r in having if fnmatch.fnmatch(r.key, pattern) or fnmatch.fnmatch(r.manifest["run_id"], pattern)]
+        hits = [r for r in having
+                if fnmatch.fnmatch(r.key, pattern) or fnmatch.fnmatch(r.manifest.get("run_id", r.key), pattern)]
         if not hits:
             known = ", ".join(r.key for r in having) or "none"
             raise BlendError(f"blend.runs: {pattern!r} matches no stored run predicting {target}; stored: {known}")
@@ -109,9 +113,9 @@ def check_compatible(records: list[RunRecord], target: str, ds: Dataset | None =
         raise BlendError(f"no stored run predicts target {target!r}; run mer-ensemble train-all first")
     ref = records[0]
     for key, what in (("folds_hash", "folds"), ("data_fingerprint", "data")):
-        values = {r.manifest[key] for r in records}
+        values = {r.manifest.get(key) for r in records}
         if len(values) > 1:
-            groups = {v: [r.key for r in records if r.manifest[key] == v] for v in values}
+            groups = {v: [r.key for r in records if r.manifest.get(key) == v] for v in values}
             detail = "; ".join(f"{v}: {', '.join(k)}" for v, k in groups.items())
             raise BlendError(f"runs were made on different {what} ({key}) and cannot be blended: {detail}")
     for r in records:
@@ -125,9 +129,9 @@ def check_compatible(records: list[RunRecord], target: str, ds: Dataset | None =
         if not np.array_equal(r.rows, ref.rows) or not np.array_equal(r.test_rows, ref.test_rows):
             raise BlendError(f"runs {ref.key} and {r.key} cover different rows")
     if ds is not None:
-        if ref.manifest["data_fingerprint"] != ds.fingerprint:
+        if ref.manifest.get("data_fingerprint") != ds.fingerprint:
             raise BlendError(
-                f"runs ({', '.join(r.key for r in records)}) were made on data {ref.manifest['data_fingerprint']}, "
+                f"runs ({', '.join(r.key for r in records)}) were made on data {ref.manifest.get('data_fingerprint')}, "
                 f"but the config's data is now {ds.fingerprint}; retrain with train-all"
             )
         stale = [f"{r.key} ({kind})" for r in records for kind, digest in (r.manifest.get("raw_inputs") or {}).items()
@@ -136,6 +140,37 @@ def check_compatible(records: list[RunRecord], target: str, ds: Dataset | None =
             raise BlendError(f"runs {', '.join(stale)} read raw inputs that have changed since; retrain with train-all")
         if list(ds.task.target(target).classes) != ref.classes(target):
             raise BlendError(f"the runs' classes of {target} differ from the config's: {ref.classes(target)}")
+
+
+def unfinished_runs(exp: Experiment, records: list[RunRecord]) -> list[str]:
+    """The configured runs (those ``blend.runs`` selects) that the store lacks or holds with fewer
+    seeds than configured, one short text each, e.g. ``"mlp (not in the store; 3 of 10 fold jobs
+    trained)"`` or ``"xgb (stored with seeds [0] of [0, 1, 2])"``; empty when every run is complete."""
+    from mer_ensemble.errors import MerError
+    from mer_ensemble.training.plan import JobBuilder
+
+    cfg = exp.config
+    patterns = cfg.blend.runs
+    if isinstance(patterns, dict):
+        patterns = [p for ps in patterns.values() for p in ps]
+    stored = {r.key: r for r in records}
+    builder = JobBuilder(exp)
+    out = []
+    for spec in cfg.models:
+        if patterns is not None and not any(fnmatch.fnmatch(spec.run_id, p) for p in patterns):
+            continue
+        seeds = list(spec.seeds or cfg.cv.seeds)
+        record = stored.get(spec.run_id)
+        if record is None:
+            try:
+                jobs = builder.plan(spec).jobs
+                done = f"; {sum(Path(j.out).is_file() for j in jobs)} of {len(jobs)} fold jobs trained"
+            except MerError:
+                done = ""
+            out.append(f"{spec.run_id} (not in the store{done})")
+        elif sorted(record.manifest.get("seeds") or []) != sorted(seeds):
+            out.append(f"{spec.run_id} (stored with seeds {record.manifest.get('seeds')} of {seeds})")
+    return out
 
 
 def check_blend_config(blend: BlendConfig) -> None:
@@ -163,13 +198,30 @@ def check_blend_config(blend: BlendConfig) -> None:
 
 
 def _storage_errors() -> tuple[type[BaseException], ...]:
-    """What an Optuna storage raises when it cannot write (read-only or full disk, locked database)."""
+    """What an Optuna storage raises when it cannot be opened or written (read-only or full disk,
+    locked database, a damaged file or one that is not Optuna's)."""
     try:
         import optuna
         import sqlalchemy.exc
     except ImportError:  # pragma: no cover - both are dependencies
         return ()
-    return optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError
+    return optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError
+
+
+#: words of a database error that mean the disk, not the file, is at fault
+_DISK_TROUBLE = ("readonly", "read-only", "full", "no space", "unable to open", "locked", "permission")
+
+
+def _storage_failure(exc: BaseException, storage: str, name: str) -> _StorageFailure:
+    """One line for a storage that cannot be used: the disk's fault, or a damaged database file."""
+    reason = _first_line(exc)
+    if any(word in reason.lower() for word in _DISK_TROUBLE):
+        hint = "a read-only or full disk? point blend.storage at a writable place"
+    else:
+        target = storage.removeprefix("sqlite:///") if storage.startswith("sqlite:///") else "it"
+        hint = (f"the database is damaged or not an Optuna storage: delete {target} (it only keeps the final "
+                "blends' Optuna trials, which blend runs again) or point blend.storage elsewhere")
+    return _StorageFailure(f"blend.storage {storage}: cannot use the {name} study ({reason}); {hint}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -236,7 +288,7 @@ def _blend_target(exp: Experiment, target: str, runs: list[RunRecord], settings:
     known = y_all >= 0
     y, folds = y_all[known], runs[0].fold[known]
     oof = np.stack([r.oof[target][known] for r in runs])  # (n_runs, n, C)
-    context = FitContext(storage=storage, study_name=_study_name(exp, target, oof, y))
+    context = FitContext(storage=storage, study_name=_study_name(exp, target, oof, y), repeatable=True)
     scored = _score_methods(settings, oof, y, folds, score, context, storage, [r.key for r in runs])
     if not scored.scores:
         detail = "; ".join(f"{m}: {why}" for m, why in scored.skipped.items())
@@ -307,10 +359,7 @@ def _score_method(
     try:
         final = make(name).fit(oof, y, folds=folds, score_fn=score, context=context)
     except _storage_errors() as exc:
-        raise _StorageFailure(
-            f"blend.storage {storage}: cannot write the {name} study ({_first_line(exc)}); a read-only or "
-            "full disk? point blend.storage at a writable place"
-        ) from None
+        raise _storage_failure(exc, storage, name) from None
     ins = float(score(y, final.predict(oof)))
     return final, nested_proba, MethodScore(name, ins, float(score(y, labels)), per_fold, final.describe())
 
@@ -352,25 +401,46 @@ def _sidecar(exp: Experiment, result: BlendResult, stamp: str) -> dict[str, Any]
     }
 
 
-def save_blend(exp: Experiment, result: BlendResult, out: str | Path | None = None) -> Path:
+def submission_task(exp: Experiment) -> TaskSpec:
+    """The task as the submission is written: with ``blend.zip`` a task that is not zipped anyway
+    also gets ``<stem>.zip`` holding the CSV as ``submission.csv``."""
+    task = exp.task
+    if exp.config.blend.zip and not task.zip_submission:
+        from dataclasses import replace
+
+        task = replace(task, zip_submission=True, submission_filename=task.submission_filename or "submission.csv")
+    return task
+
+
+def check_out(exp: Experiment, out: str | Path, *, force: bool = False) -> None:
+    """Refuse a submission path whose CSV, sidecar or zip would land in the workdir's own files or
+    replace a file that is not a submission this toolkit wrote (:mod:`mer_ensemble.outputs`),
+    unless ``force``: a :class:`~mer_ensemble.errors.ConfigError` naming the file."""
+    from mer_ensemble.outputs import check_output
+    from mer_ensemble.submission import output_paths, written_here
+
+    paths = output_paths(out, submission_task(exp))
+    check_output("--out", paths, workdir=exp.workdir, ours=lambda _p: written_here(paths[0]), force=force,
+                 what="a submission mer-ensemble wrote (no unchanged sidecar records it)",
+                 data_root=exp.config.resolve_path(exp.config.data.root))
+
+
+def save_blend(exp: Experiment, result: BlendResult, out: str | Path | None = None, *, force: bool = False) -> Path:
     """Write the blend: the validated submission (default ``submissions/<config>-<methods>-<time>.csv``)
     with its sidecar (and zip where the task wants one), then ``<workdir>/blend/latest.json``
     and ``latest.npz`` (nested-CV probabilities, labels and test probabilities per target).
-    Returns the submission path. Nothing is written when the submission fails validation."""
+    Returns the submission path. Nothing is written when the submission fails validation, or
+    when ``out`` is refused by :func:`check_out` (``force`` lifts that)."""
     from mer_ensemble.io import atomic_save_npz, atomic_write_json
     from mer_ensemble.submission import write_submission
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     label = "+".join(sorted({tb.chosen for tb in result.targets.values()}))
     path = Path(out) if out else Path("submissions") / f"{exp.stem}-{label}-{stamp}.csv"
+    check_out(exp, path, force=force)
     sidecar = _sidecar(exp, result, stamp)
     names = exp.dataset.names[exp.dataset.test_rows]
-    task = exp.task
-    if exp.config.blend.zip and not task.zip_submission:
-        from dataclasses import replace
-
-        task = replace(task, zip_submission=True, submission_filename=task.submission_filename or "submission.csv")
-    written = write_submission(result.test_labels(), names, task, path, sidecar=sidecar)
+    written = write_submission(result.test_labels(), names, submission_task(exp), path, sidecar=sidecar)
     folder = exp.workdir / "blend"
     atomic_save_npz(
         folder / "latest.npz",

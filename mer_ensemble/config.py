@@ -104,8 +104,29 @@ class ScoringConfig(_Strict):
     combine: Literal["joint", "mean"] | None = None
 
 
+#: the largest model seed: fold ``k`` of seed ``s`` is seeded with ``s * 1000 + k``, which numpy and
+#: scikit-learn need below 2**32
+MAX_SEED = (2**32 - 1000) // 1000
+
+
+def check_seeds(value: list[int] | None, *, empty_ok: bool = False) -> list[int] | None:
+    """Model seeds: a non-empty list of distinct whole numbers in ``0..MAX_SEED``."""
+    if value is None:
+        return None
+    if not value and not empty_ok:
+        raise ValueError("an empty list; give at least one seed, e.g. [0] (or a count such as 3 for [0, 1, 2])")
+    bad = [s for s in value if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise ValueError(f"seed {bad[0]} is out of range; seeds are whole numbers from 0 to {MAX_SEED} "
+                         "(fold k of seed s is seeded with s * 1000 + k, which must stay below 2**32)")
+    repeated = sorted({s for s in value if value.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seed {repeated[0]} is listed twice; give each seed once")
+    return value
+
+
 class CVConfig(_Strict):
-    """Fixed folds (data) and model seeds."""
+    """Fixed folds (data) and model seeds (``0..MAX_SEED``, each once)."""
 
     folds: int = Field(5, ge=2)
     seeds: list[int] = Field(default_factory=lambda: [0])
@@ -114,9 +135,14 @@ class CVConfig(_Strict):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, value: Any) -> Any:
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             return list(range(value))
         return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_in_range(cls, value: list[int]) -> list[int]:
+        return check_seeds(value)
 
 
 #: a run id names files (``store/<id>.json``, ``jobs/<id>/``): letters, digits, ``_ . + -``,
@@ -145,6 +171,11 @@ class ModelSpec(_Strict):
                 "digit, at most 100 characters), as it names files in the workdir"
             )
         return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_in_range(cls, value: list[int] | None) -> list[int] | None:
+        return check_seeds(value)
 
     @property
     def run_id(self) -> str:
@@ -431,7 +462,10 @@ def _format_error(err: dict[str, Any], source: str) -> str:
     if kind == "missing":
         return f"{source}: missing required key {loc!r}"
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-    return f"{source}: {loc}: {msg} (got {err.get('input')!r})"
+    if not err.get("loc") or isinstance(err.get("input"), dict):
+        return f"{source}: {loc}: {msg}"  # a check over a whole section: the message names the value
+    got = repr(err.get("input"))
+    return f"{source}: {loc}: {msg} (got {got if len(got) <= 80 else got[:77] + '...'})"
 
 
 def _allowed_hint(err: dict[str, Any]) -> str:

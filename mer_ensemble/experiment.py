@@ -21,9 +21,33 @@ from mer_ensemble.config import Config
 from mer_ensemble.data.dataset import Dataset
 from mer_ensemble.data.folds import Folds, load_or_make_folds
 from mer_ensemble.data.settings import DataSettings
+from mer_ensemble.errors import ConfigError
+from mer_ensemble.io import remove_stale_temps
 from mer_ensemble.tasks import TaskSpec
 
-__all__ = ["Experiment", "data_settings", "feature_roots"]
+__all__ = ["WORKDIR_FOLDERS", "Experiment", "check_workdir", "data_settings", "feature_roots"]
+
+#: the folders a workdir keeps, and what each holds
+WORKDIR_FOLDERS = {"store": "the prediction store", "cache": "the feature cache", "jobs": "the job results",
+                   "blend": "the last blend", "pseudo": "the pseudo-label rounds", "tune": "the tuning trials"}
+
+
+def check_workdir(workdir: str | Path) -> None:
+    """Refuse a workdir (or one of its folders, or the first existing folder above it) that is a
+    file: one :class:`ConfigError` naming the path and that a folder belongs there."""
+    workdir = Path(workdir)
+    for path in (workdir, *workdir.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                role = "the workdir" if path == workdir else f"a folder above the workdir {workdir}"
+                raise ConfigError(f"{path}: is a file, but {role} must be a folder; move the file away or choose "
+                                  "another --workdir")
+            break
+    for name, role in WORKDIR_FOLDERS.items():
+        sub = workdir / name
+        if (sub.exists() or sub.is_symlink()) and not sub.is_dir():
+            raise ConfigError(f"{sub}: is a file, but the workdir keeps {role} in a folder of that name; move the "
+                              "file away or use another --workdir")
 
 
 def feature_roots(config: Config) -> list[Path]:
@@ -102,7 +126,9 @@ class Experiment:
         from mer_ensemble.data.load import load_dataset
 
         workdir = Path(workdir) if workdir is not None else config.default_workdir()
+        check_workdir(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(workdir)
         ds = dataset if dataset is not None else load_dataset(data_settings(config), workdir, use_cache=use_cache)
         folds = load_or_make_folds(ds, workdir, config.cv.folds, config.cv.fold_seed)
         config, notes = _drop_unhelpful_group_runs(config, ds)

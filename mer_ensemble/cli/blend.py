@@ -66,20 +66,40 @@ def blend_cli(
         help="A blender to use, or a choice rule (auto, ties, simplest, highest) [default: blend.choose].",
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="Submission path [default: submissions/<config>-<method>-<time>.csv]."
+        None, "--out", help="Submission path [default: submissions/<config>-<method>-<time>.csv]. Refused inside "
+        "the workdir's own files and over a file that is not a submission mer-ensemble wrote, unless --force."
     ),
     zip_: bool = typer.Option(
         False, "--zip", help="Also write <stem>.zip holding the CSV as submission.csv [default: blend.zip]."
     ),
+    force: bool = typer.Option(False, "--force", help="Write --out even where it is refused (see --out)."),
+    require_all: bool = typer.Option(
+        False, "--require-all", help="Refuse to blend while a configured run is missing from the store or "
+        "stored with fewer seeds than configured (without it, a warning names them)."),
 ) -> None:
     """Blend the stored runs per target, report honest scores, write a validated submission."""
-    from mer_ensemble.blend import blend_runs, save_blend
-    from mer_ensemble.store import require_runs
+    from mer_ensemble.blend import blend_runs, check_out, save_blend, unfinished_runs
+    from mer_ensemble.errors import BlendError
+    from mer_ensemble.experiment import check_workdir
+    from mer_ensemble.store import load_runs, require_runs
 
     set_ = [*(set_ or []), *(["blend.zip=true"] if zip_ else [])]
-    require_runs(load(config, set_, workdir)[1])
+    wd = load(config, set_, workdir)[1]
+    check_workdir(wd)
+    require_runs(wd)
     exp = open_experiment(config, set_, workdir)
-    result = blend_runs(exp, choose=method)
+    if out is not None:
+        check_out(exp, out, force=force)  # before any work: a refused path costs nothing
+    records = load_runs(exp.workdir)
+    unfinished = unfinished_runs(exp, records)
+    if unfinished:
+        listed = ", ".join(unfinished)
+        if require_all:
+            raise BlendError(f"--require-all: {len(unfinished)} configured run(s) missing or partial: {listed}; "
+                             "run train-all to finish them")
+        typer.echo(f"warning: {len(unfinished)} configured run(s) missing or partial, blending the "
+                   f"{len(records)} stored: {listed}; run train-all to finish them", err=True)
+    result = blend_runs(exp, records, choose=method)
     typer.echo(render_blend_table(result))
     for target, tb in result.targets.items():
         for method, why in tb.skipped.items():
@@ -93,7 +113,7 @@ def blend_cli(
         f"{result.combined_nested:.4f} (nested CV over the {exp.folds.n_folds} folds; "
         f"in-sample {result.combined_in_sample:.4f})"
     )
-    typer.echo(str(save_blend(exp, result, out)))
+    typer.echo(str(save_blend(exp, result, out, force=force)))
 
 
 @app.command("validate-submission")

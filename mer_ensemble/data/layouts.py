@@ -15,6 +15,8 @@ byte-order mark at the start of a list is dropped.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,13 +38,50 @@ def _clean_names(values: Sequence[str], path: Path, lines: Sequence[int]) -> lis
             for v, line in zip(values, lines, strict=True)]
 
 
-def _load_csv(path: Path) -> pd.DataFrame:
-    """A CSV as strings (blank cells ""), with one-line errors; a UTF-8 BOM is dropped."""
+#: columns whose cells may hold a line break (free text such as MEIJU's transcriptions)
+_TEXT_COLUMNS = {"transcription", *TEXT_COLUMNS}
+
+
+def _quote_problem(path: Path) -> str | None:
+    """Where a quoted field swallows line breaks (an unbalanced ``"``): ``"line N: ..."``, or None."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    reader = csv.reader(io.StringIO(text), strict=True)
+    end = 0
+    try:
+        for _ in reader:
+            start, end = end + 1, reader.line_num
+            if end > start:
+                return (f"line {start}: a quoted field runs on to line {end} (an unbalanced \" on line {start}?); "
+                        "each row must sit on one line")
+    except csv.Error as exc:
+        if "end of data" in str(exc):
+            return f"line {end + 1}: a quote \" opened there is never closed"
+        if reader.line_num <= end + 1:
+            return f"line {end + 1}: malformed quoting ({exc})"
+        return (f"line {end + 1}: a quote \" opened there closes on line {reader.line_num} and is followed by "
+                f"more text ({exc}); an unbalanced quote?")
+    return None
+
+
+def _load_csv(path: Path, free_text: Sequence[str] = ()) -> pd.DataFrame:
+    """A CSV as strings (blank cells ""), with one-line errors; a UTF-8 BOM is dropped. A line
+    break inside a quoted cell (an unbalanced quote, which shifts every later column) is refused,
+    naming the line, except in free-text columns such as ``sentence`` (and those in ``free_text``)."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        where = _quote_problem(path) if isinstance(exc, pd.errors.ParserError) else None
+        if where is not None:
+            raise DataError(f"{path}, {where}") from None
         raise DataError(f"{path}: cannot be read as CSV ({str(exc).splitlines()[0]})") from None
     df.columns = [str(c).strip() for c in df.columns]
+    free = _TEXT_COLUMNS | {c.lower() for c in free_text}
+    checked = [c for c in df.columns if c.lower() not in free]
+    if any(df[c].str.contains("[\r\n]", regex=True).any() for c in checked):
+        raise DataError(f"{path}, {_quote_problem(path) or 'a cell holds a line break'}")
     return df
 
 
@@ -291,10 +330,11 @@ def read_meiju(
 _NAME_COLUMNS = ("FileName", "filename", "file_name", "file", "name")
 
 
-def _read_csv_any_name(path: Path, targets: Sequence[str], split: str = "train") -> pd.DataFrame:
+def _read_csv_any_name(path: Path, targets: Sequence[str], split: str = "train",
+                       free_text: Sequence[str] = ()) -> pd.DataFrame:
     """A CSV whose names sit in ``FileName`` (or another of :data:`_NAME_COLUMNS`, any case),
     extension stripped once; target columns matched case-insensitively."""
-    df = _load_csv(path)
+    df = _load_csv(path, free_text)
     lower = {c.lower(): c for c in df.columns}
     if not any(c.lower() in lower for c in _NAME_COLUMNS):
         df = _headerless(df, path)
@@ -388,7 +428,7 @@ def read_text_file(paths: Sequence[Path], column: str | None = None) -> dict[str
     for path in paths:
         if not path.is_file():
             raise DataError(f"data.text_file: {path} not found; expected a CSV with a name column and a text column")
-        df = _read_csv_any_name(path, ())
+        df = _read_csv_any_name(path, (), free_text=[column] if column else ())
         wanted_columns = [column] if column else list(TEXT_COLUMNS)
         found = next((c for c in (_column(df, n) for n in wanted_columns) if c is not None), None)
         if found is None:

@@ -41,10 +41,14 @@ class FitContext:
     ``storage``: an Optuna storage URL, path or object for blenders that run a study
     (None: in memory); ``study_name``: the study to create or resume there. The blend
     layer passes one for the final fit of each method; nested fits run in memory.
+    ``repeatable``: a stored study is topped up to the blender's trial count instead of
+    growing by it, and only its first trials count, so fitting again on the same data
+    gives the same result (the blend layer sets it: two blends of one store are identical).
     """
 
     storage: Any = None
     study_name: str | None = None
+    repeatable: bool = False
 
 
 def as_probas(probas: ProbasLike, *, what: str = "probas") -> np.ndarray:

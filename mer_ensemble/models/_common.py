@@ -130,12 +130,12 @@ def constant_proba(y: np.ndarray, n_classes: int, n_rows: int) -> np.ndarray:
 def atomic_save(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it to
     ``path``; nothing half-written is left behind when ``write`` fails."""
-    from mer_ensemble.io import follow_umask, writing
+    from mer_ensemble.io import follow_umask, temp_prefix, writing
 
     target = Path(path)
     with writing(target):
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
         follow_umask(fd)
         os.close(fd)
         try:

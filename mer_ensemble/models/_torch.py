@@ -19,6 +19,7 @@ hyper-parameters come from the family's params (``lr``, ``weight_decay``, ``opti
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -392,13 +393,27 @@ class TorchModel(MerModel):
 
         from mer_ensemble.nn import resolve_device
 
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        model = from_payload(cls, payload, path)
-        if device is not None:
-            model.device = device
-        model.levels_, model.config_ = dict(payload["levels"]), payload["config"]
-        model.best_epoch_ = int(payload["best_epoch"])
-        module = model._build_module(model.config_)
-        module.load_state_dict(payload["state"])
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError,
+                TypeError) as exc:
+            # torch's own text for a refused object advises turning the safe loading off: never repeat that advice
+            reason = "it holds objects that are not plain tensors" if isinstance(exc, pickle.UnpicklingError) \
+                else "damaged, truncated or another format"
+            raise ModelError(f"{path}: not a model file written by mer-ensemble ({reason}); nothing was unpickled"
+                             ) from None
+        try:
+            model = from_payload(cls, payload, path)
+            if device is not None:
+                model.device = device
+            model.levels_, model.config_ = dict(payload["levels"]), payload["config"]
+            model.best_epoch_ = int(payload["best_epoch"])
+            module = model._build_module(model.config_)
+            module.load_state_dict(payload["state"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"{path}: a damaged {cls.name} model file ({type(exc).__name__}: "
+                             f"{str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ''})") from None
         model.module_ = module.to(resolve_device(model.device)).eval()
         return model

@@ -40,6 +40,23 @@ def test_optuna_sqlite_storage_resumes_the_study(tmp_path, one_good_among_noise)
         OptunaWeightsBlender(n_trials=1, storage=storage, study_name="emotion").fit(probas[:4], y)
 
 
+def test_optuna_repeatable_context_tops_the_study_up_and_refits_identically(tmp_path, one_good_among_noise) -> None:
+    import optuna
+
+    from mer_ensemble.ensemble import FitContext
+
+    probas, y, _, _ = one_good_among_noise
+    storage = f"sqlite:///{tmp_path / 'blend.db'}"
+    context = FitContext(storage=storage, study_name="emotion", repeatable=True)
+    first = OptunaWeightsBlender(n_trials=4).fit(probas, y, context=context)
+    again = OptunaWeightsBlender(n_trials=4).fit(probas, y, context=context)
+    np.testing.assert_array_equal(again.weights_, first.weights_)
+    assert again.n_trials_ == 4 and len(optuna.load_study(study_name="emotion", storage=storage).trials) == 4
+    more = OptunaWeightsBlender(n_trials=6).fit(probas, y, context=context)  # topped up, not grown by 6
+    assert more.n_trials_ == 6 and len(optuna.load_study(study_name="emotion", storage=storage).trials) == 6
+    assert more.best_score_ >= first.best_score_
+
+
 def test_optuna_journal_file_storage_and_random_resume(tmp_path, one_good_among_noise) -> None:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
