@@ -23,19 +23,25 @@ def check_experiment(exp: Experiment) -> list[str]:
     """Raise the first error ``train-all``/``blend``/``pseudo-label`` would raise on their
     settings; returns one line per group of checks that passed (for the ``check`` summary)."""
     from mer_ensemble.blend import check_blend_config
+    from mer_ensemble.data.raw import describe_missing
     from mer_ensemble.training.plan import JobBuilder, select_specs
 
     cfg = exp.config
     specs = select_specs(cfg, None)
     builder = JobBuilder(exp)
+    lacking = []
     for spec in specs:
-        builder.check_spec(spec)
+        for kind in builder.resolve_inputs(spec).raw:
+            missing = describe_missing(kind, exp.dataset.raw[kind], exp.dataset.names)
+            if missing:
+                lacking.append(f"models[{spec.run_id}] reads {missing}; the model gets None for them")
     check_blend_config(cfg.blend)
     _check_blend_runs(cfg)
     _check_pseudo(cfg)
     _check_train(cfg)
     return [
-        f"models: {len(specs)} run(s) checked (family, parameters and their values, features, targets)",
+        f"models: {len(specs)} run(s) checked (family, parameters and their values, features, raw inputs, targets)",
+        *lacking,
         f"blend: methods {', '.join(cfg.blend.methods)}; choose {cfg.blend.choose}",
         "pseudo-label: " + _pseudo_summary(cfg),
     ]

@@ -3,7 +3,9 @@
 The key names are a contract other tools rely on: ``task``, ``data.layout``,
 ``data.root``, ``data.features``, ``data.targets``, ``data.group_by``,
 ``cv.folds``, ``cv.seeds``, ``models``, ``workdir``. Relative paths in
-``data.*`` and ``truth.*`` are resolved against the config file's folder.
+``data.root`` and ``truth.*`` are resolved against the config file's folder; the other
+``data.*`` paths (lists, ``feature_root``) and ``media.videos`` / ``media.work`` against
+``data.root``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ __all__ = [
     "Config",
     "CVConfig",
     "DataConfig",
+    "ExtractorSpec",
+    "MediaConfig",
     "ModelSpec",
     "PortfolioConfig",
     "PseudoConfig",
@@ -51,7 +55,7 @@ class DataConfig(_Strict):
     classes: dict[str, list[str]] = Field(default_factory=dict)
     feature_root: str | list[str] | None = Field(
         None, description="folder(s) holding the feature folders, searched in order (default <root>/features); "
-        "e.g. MEIJU Track 1: [Annotation/features, NoAnnotation/features]",
+        "relative paths are relative to data.root, e.g. MEIJU Track 1: [Annotation/features, NoAnnotation/features]",
     )
     label_file: str | None = None
     test_file: str | None = None
@@ -59,8 +63,14 @@ class DataConfig(_Strict):
     candidate_file: str | None = None
     train_splits: list[Literal["train", "dev"]] = Field(default_factory=lambda: ["train", "dev"])
     max_frames: int = Field(64, ge=1)
+    text_column: str | None = Field(None, description="the column holding each row's text (generic labels CSV, "
+                                    "MEIJU CSV lists, data.text_file); default text / sentence")
+    text_file: str | list[str] | None = Field(None, description="transcript CSV(s) with a name and a text column, "
+                                              "relative to data.root (e.g. MER2024: name,english,chinese)")
+    audio_dir: str | None = Field(None, description="folder of <name>.wav (.flac, .mp3, .m4a, .ogg) per name, "
+                                  "relative to data.root")
 
-    @field_validator("feature_root")
+    @field_validator("feature_root", "text_file")
     @classmethod
     def _roots_not_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and not value:
@@ -94,8 +104,29 @@ class ScoringConfig(_Strict):
     combine: Literal["joint", "mean"] | None = None
 
 
+#: the largest model seed: fold ``k`` of seed ``s`` is seeded with ``s * 1000 + k``, which numpy and
+#: scikit-learn need below 2**32
+MAX_SEED = (2**32 - 1000) // 1000
+
+
+def check_seeds(value: list[int] | None, *, empty_ok: bool = False) -> list[int] | None:
+    """Model seeds: a non-empty list of distinct whole numbers in ``0..MAX_SEED``."""
+    if value is None:
+        return None
+    if not value and not empty_ok:
+        raise ValueError("an empty list; give at least one seed, e.g. [0] (or a count such as 3 for [0, 1, 2])")
+    bad = [s for s in value if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise ValueError(f"seed {bad[0]} is out of range; seeds are whole numbers from 0 to {MAX_SEED} "
+                         "(fold k of seed s is seeded with s * 1000 + k, which must stay below 2**32)")
+    repeated = sorted({s for s in value if value.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seed {repeated[0]} is listed twice; give each seed once")
+    return value
+
+
 class CVConfig(_Strict):
-    """Fixed folds (data) and model seeds."""
+    """Fixed folds (data) and model seeds (``0..MAX_SEED``, each once)."""
 
     folds: int = Field(5, ge=2)
     seeds: list[int] = Field(default_factory=lambda: [0])
@@ -104,9 +135,14 @@ class CVConfig(_Strict):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, value: Any) -> Any:
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             return list(range(value))
         return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_in_range(cls, value: list[int]) -> list[int]:
+        return check_seeds(value)
 
 
 #: a run id names files (``store/<id>.json``, ``jobs/<id>/``): letters, digits, ``_ . + -``,
@@ -135,6 +171,11 @@ class ModelSpec(_Strict):
                 "digit, at most 100 characters), as it names files in the workdir"
             )
         return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_in_range(cls, value: list[int] | None) -> list[int] | None:
+        return check_seeds(value)
 
     @property
     def run_id(self) -> str:
@@ -243,6 +284,8 @@ class BlendConfig(_Strict):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     storage: str | None = None
     class_bias: bool = False
+    zip: bool = Field(False, description="also write <stem>.zip holding the CSV as submission.csv (MER2025's "
+                      "Codalab accepts only that name); zipped tasks (MEIJU) always get one")
 
 
 class PseudoConfig(_Strict):
@@ -257,6 +300,53 @@ class PseudoConfig(_Strict):
     use_candidates: bool = True
     use_test: bool = False
     patience: int = Field(1, ge=1)
+
+
+class ExtractorSpec(_Strict):
+    """How one feature folder of ``media.extractors`` is made (see ``docs/media.md``).
+
+    ``model``: a local checkpoint folder or ``opensmile:<set>``; ``denoise``: ``spectral`` or an
+    enhancement checkpoint folder, applied to the audio first (audio and text extractors);
+    ``transcribe``: a Whisper checkpoint whose transcripts the text extractor reads
+    (``language`` passed on); ``input``: a CSV with name and text columns instead (text, relative
+    to ``data.root``); ``options``: ``extract`` options (``layers``, ``pooling``, ``batch_size``,
+    ``text_column``...); ``missing``: ``zeros`` gives a video without input for this modality (no
+    audio track, no face, no transcript, not decodable) a zero vector, ``skip`` leaves it out.
+    """
+
+    modality: Literal["audio", "text", "vision"]
+    model: str
+    denoise: str | None = None
+    transcribe: str | None = None
+    language: str | None = None
+    input: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    missing: Literal["zeros", "skip"] = "zeros"
+
+    @model_validator(mode="after")
+    def _inputs_fit_the_modality(self) -> ExtractorSpec:
+        if self.modality != "text" and (self.transcribe or self.input):
+            raise ValueError(f"transcribe/input apply to text extractors, not {self.modality}")
+        if self.modality == "vision" and self.denoise:
+            raise ValueError("denoise applies to audio (and transcribed text), not vision")
+        if self.modality == "text" and not (self.transcribe or self.input):
+            raise ValueError("a text extractor needs transcribe: <Whisper checkpoint> or input: <CSV with the texts>")
+        return self
+
+
+class MediaConfig(_Strict):
+    """From the organisers' videos to the feature folders (``mer-ensemble features -c``).
+
+    ``videos`` and ``work`` are relative to ``data.root`` (or absolute); ``prepare`` holds
+    ``prepare`` options (``fps``, ``face_size``, ``detector``, ``scene_every``...); ``jobs``: videos
+    prepared in parallel (default: every core); ``extractors``: feature folder -> how it is made.
+    """
+
+    videos: str
+    work: str = "prep"
+    prepare: dict[str, Any] = Field(default_factory=dict)
+    jobs: int | None = Field(None, ge=1)
+    extractors: dict[str, ExtractorSpec] = Field(default_factory=dict)
 
 
 class Config(_Strict):
@@ -274,6 +364,7 @@ class Config(_Strict):
     blend: BlendConfig = Field(default_factory=BlendConfig)
     pseudo: PseudoConfig = Field(default_factory=PseudoConfig)
     truth: dict[str, str] = Field(default_factory=dict, description="split -> truth CSV, for scoring only")
+    media: MediaConfig | None = None
     workdir: str | None = None
 
     # set by load_config, not by the YAML
@@ -371,7 +462,10 @@ def _format_error(err: dict[str, Any], source: str) -> str:
     if kind == "missing":
         return f"{source}: missing required key {loc!r}"
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-    return f"{source}: {loc}: {msg} (got {err.get('input')!r})"
+    if not err.get("loc") or isinstance(err.get("input"), dict):
+        return f"{source}: {loc}: {msg}"  # a check over a whole section: the message names the value
+    got = repr(err.get("input"))
+    return f"{source}: {loc}: {msg} (got {got if len(got) <= 80 else got[:77] + '...'})"
 
 
 def _allowed_hint(err: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "MetricError",
     "TuneError",
     "ClusterError",
+    "MerWarning",
 ]
 
 
@@ -66,3 +67,8 @@ class TuneError(MerError):
 
 class ClusterError(MerError):
     """The Dask scheduler cannot be reached, lacks suitable workers, or a job failed there."""
+
+
+class MerWarning(UserWarning):
+    """Something the user should know that did not stop the command (e.g. a damaged cache entry
+    that was rebuilt); the CLI prints it as one ``warning:`` line."""

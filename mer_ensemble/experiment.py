@@ -20,9 +20,77 @@ from pathlib import Path
 from mer_ensemble.config import Config
 from mer_ensemble.data.dataset import Dataset
 from mer_ensemble.data.folds import Folds, load_or_make_folds
+from mer_ensemble.data.settings import DataSettings
+from mer_ensemble.errors import ConfigError
+from mer_ensemble.io import remove_stale_temps
 from mer_ensemble.tasks import TaskSpec
 
-__all__ = ["Experiment"]
+__all__ = ["WORKDIR_FOLDERS", "Experiment", "check_workdir", "data_settings", "feature_roots"]
+
+#: the folders a workdir keeps, and what each holds
+WORKDIR_FOLDERS = {"store": "the prediction store", "cache": "the feature cache", "jobs": "the job results",
+                   "blend": "the last blend", "pseudo": "the pseudo-label rounds", "tune": "the tuning trials"}
+
+
+def check_workdir(workdir: str | Path) -> None:
+    """Refuse a workdir (or one of its folders, or the first existing folder above it) that is a
+    file: one :class:`ConfigError` naming the path and that a folder belongs there."""
+    workdir = Path(workdir)
+    for path in (workdir, *workdir.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                role = "the workdir" if path == workdir else f"a folder above the workdir {workdir}"
+                raise ConfigError(f"{path}: is a file, but {role} must be a folder; move the file away or choose "
+                                  "another --workdir")
+            break
+    for name, role in WORKDIR_FOLDERS.items():
+        sub = workdir / name
+        if (sub.exists() or sub.is_symlink()) and not sub.is_dir():
+            raise ConfigError(f"{sub}: is a file, but the workdir keeps {role} in a folder of that name; move the "
+                              "file away or use another --workdir")
+
+
+def feature_roots(config: Config) -> list[Path]:
+    """The folders holding feature folders, in search order: ``data.feature_root`` (one folder or a
+    list; relative paths resolve from ``data.root``, as in MEIJU's ``Annotation/features``) or
+    ``<data.root>/features``."""
+    root = config.resolve_path(config.data.root)
+    value = config.data.feature_root
+    if not value:
+        return [root / "features"]
+    values = [value] if isinstance(value, str) else list(value)
+    return [root / Path(v).expanduser() for v in values]  # an absolute path stays as it is
+
+
+def data_settings(config: Config) -> DataSettings:
+    """What the data layer needs from ``config``, as plain values with resolved paths."""
+    from mer_ensemble.data.groupnorm import derived_feature_names
+
+    data = config.data
+    text_file = data.text_file
+    return DataSettings(
+        layout=data.layout,
+        root=config.resolve_path(data.root),
+        features={m: list(f) for m, f in data.features.items()},
+        task=config.task,
+        targets=list(data.targets) if data.targets else None,
+        classes={t: list(c) for t, c in data.classes.items()},
+        metric=config.scoring.metric,
+        combine=config.scoring.combine,
+        feature_roots=tuple(feature_roots(config)),
+        label_file=data.label_file,
+        test_file=data.test_file,
+        pool_file=data.pool_file,
+        candidate_file=data.candidate_file,
+        group_by=data.group_by,
+        train_splits=tuple(data.train_splits),
+        cache=data.cache,
+        noise_variants={f: list(v) for f, v in data.noise_variants.items()},
+        group_features=tuple(derived_feature_names(data.features, (m.features for m in config.models))),
+        text_column=data.text_column,
+        text_file=tuple([text_file] if isinstance(text_file, str) else text_file or []),
+        audio_dir=data.audio_dir,
+    )
 
 
 @dataclass
@@ -58,11 +126,13 @@ class Experiment:
         from mer_ensemble.data.load import load_dataset
 
         workdir = Path(workdir) if workdir is not None else config.default_workdir()
+        check_workdir(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
-        ds = dataset if dataset is not None else load_dataset(config, workdir, use_cache=use_cache)
+        remove_stale_temps(workdir)
+        ds = dataset if dataset is not None else load_dataset(data_settings(config), workdir, use_cache=use_cache)
         folds = load_or_make_folds(ds, workdir, config.cv.folds, config.cv.fold_seed)
         config, notes = _drop_unhelpful_group_runs(config, ds)
-        return cls(config, workdir, ds, folds, notes)
+        return cls(config, workdir, ds, folds, [*ds.notes, *notes])
 
     @property
     def task(self) -> TaskSpec:
@@ -77,7 +147,8 @@ class Experiment:
 def _drop_unhelpful_group_runs(config: Config, ds: Dataset) -> tuple[Config, list[str]]:
     """Without ``portfolio.group_norm: true``, drop the portfolio's ``@group`` runs where the
     data gives group normalisation nothing to work with (too small groups, test rows without one)."""
-    from mer_ensemble.data.groupnorm import GROUP_SUFFIX, group_norm_problem
+    from mer_ensemble.data.groupnorm import group_norm_problem
+    from mer_ensemble.names import GROUP_SUFFIX
 
     def grouped(spec) -> bool:  # noqa: ANN001 - ModelSpec
         return spec.origin == "auto" and any(f.endswith(GROUP_SUFFIX) for f in spec.features or [])

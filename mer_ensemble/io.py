@@ -9,14 +9,18 @@ that names the file and what is wrong.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import socket
 import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from tokenize import TokenError
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -30,14 +34,19 @@ __all__ = [
     "file_mode",
     "follow_umask",
     "read_json",
+    "remove_stale_temps",
+    "temp_prefix",
+    "temp_tag",
     "read_npy",
     "open_npz",
     "read_npz",
     "writing",
 ]
 
-#: what numpy raises for a file that is not a readable .npy/.npz (zlib.error: a damaged member)
-_BROKEN = (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, OSError)
+#: what numpy raises for a file that is not a readable .npy/.npz (zlib.error: a damaged member;
+#: SyntaxError, TokenError: a damaged header, which numpy parses as a Python literal)
+_BROKEN = (ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, OSError, SyntaxError, TokenError,
+           NotImplementedError, RuntimeError)  # zipfile: a damaged member's compression or encryption flag
 
 
 @contextmanager
@@ -79,12 +88,97 @@ def follow_umask(fd: int) -> None:
         os.fchmod(fd, file_mode())
 
 
+#: a temporary file or folder older than this is a leftover of a killed write wherever its writer ran
+STALE_TEMP_SECONDS = 3600
+_TAG = r"(?P<host>[A-Za-z0-9_-]+)\+(?P<pid>\d+)"
+_TEMP_FILE = re.compile(r"^\..+\." + _TAG + r"\.[A-Za-z0-9_]+\.tmp$")
+#: a feature cache entry being written or swapped out (only looked for in a ``cache`` folder)
+_TEMP_DIR = re.compile(r"^.+-[0-9a-f]{16}\.(?:tmp|old)\." + _TAG + r"\.[A-Za-z0-9_]+$")
+_OLD_TEMP_FILE = re.compile(r"^\..+\.tmp$")  # written before the tag existed
+_OLD_TEMP_DIR = re.compile(r"^.+-[0-9a-f]{16}\.(?:tmp|old)-[A-Za-z0-9_]+$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+
+
+def temp_tag() -> str:
+    """``<host>+<pid>``: put in every temporary name, so that a later command can tell the leftover
+    of a killed write (its process is gone) from a write still under way."""
+    return f"{_host()}+{os.getpid()}"
+
+
+def temp_prefix(name: str) -> str:
+    """The ``mkstemp`` prefix of a temporary file written beside ``name`` (a hidden, tagged name)."""
+    return f".{name}.{temp_tag()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _stale(entry: os.DirEntry, now: float, in_cache: bool) -> bool:
+    """Whether ``entry`` is a temporary file (or, in a cache folder, a temporary cache entry) left by a
+    killed write: its writer ran on this machine and is gone, or it is older than
+    :data:`STALE_TEMP_SECONDS` (another machine's, or untagged)."""
+    if entry.is_dir(follow_symlinks=False):
+        if not in_cache:
+            return False
+        match, old = _TEMP_DIR.match(entry.name), _OLD_TEMP_DIR.match(entry.name)
+    else:
+        match, old = _TEMP_FILE.match(entry.name), _OLD_TEMP_FILE.match(entry.name)
+    if match is None and old is None:
+        return False
+    if match is not None and match["host"] == _host() and not _alive(int(match["pid"])):
+        return True
+    try:
+        return now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
+    except OSError:
+        return False
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove the temporary files and folders that killed writes left anywhere under ``folder``
+    (see :func:`_stale`); writes still under way are left alone. Returns what was removed."""
+    import shutil
+    import time
+
+    removed: list[Path] = []
+    now = time.time()
+    todo = [Path(folder)]
+    while todo:
+        current = todo.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            if _stale(entry, now, current.name == "cache"):
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+                except OSError:
+                    pass
+            elif entry.is_dir(follow_symlinks=False):
+                todo.append(Path(entry.path))
+    return removed
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file beside it; the file follows the umask."""
     path = Path(path)
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
         try:
             follow_umask(fd)
             with os.fdopen(fd, "wb") as fh:
@@ -112,15 +206,74 @@ def _why(path: Path, exc: BaseException, kind: str) -> str:
     return f"damaged or truncated {kind} file ({text})"
 
 
+def _npy_header(fp: BinaryIO, where: str, error: type[MerError], kind: str = ".npy"
+                ) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, end of header)`` of the ``.npy`` stream at ``fp``'s position; nothing after
+    the header is read. A header that is not one raises numpy's ``ValueError`` or ``error``."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fp)
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise error(f"{where}: not a valid {kind} file (unknown .npy format version {version[0]}.{version[1]})")
+    try:
+        # 3.0 differs from 2.0 only in UTF-8 field names, which do not change the shape or the item size
+        shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fp)
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy evaluates the header as a Python literal: anything can fail
+        raise error(f"{where}: damaged or truncated {kind} file (its header cannot be read: "
+                    f"{type(exc).__name__})") from None
+    return tuple(shape), dtype, fp.tell()
+
+
+def _check_npy_size(where: str, shape: tuple[int, ...], dtype: np.dtype, header_end: int, size: int,
+                    error: type[MerError], kind: str = ".npy") -> None:
+    """Refuse a header whose shape needs more bytes than the file holds, before anything is
+    allocated (a damaged header could otherwise ask for hundreds of GiB)."""
+    if dtype.hasobject:
+        return  # refused when read (nothing is unpickled)
+    need = header_end + math.prod(shape) * dtype.itemsize
+    if size < need:
+        raise error(f"{where}: damaged or truncated {kind} file (its header promises shape {shape} of {dtype}, "
+                    f"{_size_text(need)}, but the file holds {_size_text(size)})")
+
+
+def _size_text(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def read_npy(path: str | Path, error: type[MerError], *, mmap: bool = False) -> np.ndarray:
-    """One ``.npy`` array, or ``error("<path>: ...")``. ``mmap`` memory-maps it read-only."""
+    """One ``.npy`` array, or ``error("<path>: ...")``. ``mmap`` memory-maps it read-only.
+
+    The header's shape is compared with the file's size before anything is allocated."""
     path = Path(path)
     try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        with open(path, "rb") as fp:
+            shape, dtype, end = _npy_header(fp, str(path), error)
+            _check_npy_size(str(path), shape, dtype, end, os.fstat(fp.fileno()).st_size, error)
+            if not mmap:
+                fp.seek(0)
+                return np.lib.format.read_array(fp, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r")
     except _BROKEN as exc:
         if isinstance(exc, OSError) and not path.is_file():
             raise
         raise error(f"{path}: cannot be read as .npy: {_why(path, exc, '.npy')}") from None
+
+
+def _check_npz_members(path: Path, error: type[MerError], prefix: str) -> None:
+    """Every ``.npy`` member's header against the member's size (see :func:`_check_npy_size`)."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            where = f"{prefix}{path}: member {info.filename}"
+            with archive.open(info) as fp:
+                shape, dtype, end = _npy_header(fp, where, error, ".npz")
+            _check_npy_size(where, shape, dtype, end, info.file_size, error, ".npz")
 
 
 def read_npz(path: str | Path, error: type[MerError], *, what: str = "") -> dict[str, np.ndarray]:
@@ -129,6 +282,7 @@ def read_npz(path: str | Path, error: type[MerError], *, what: str = "") -> dict
     path = Path(path)
     prefix = f"{what}: " if what else ""
     try:
+        _check_npz_members(path, error, prefix)
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     except _BROKEN as exc:

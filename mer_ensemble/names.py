@@ -15,7 +15,11 @@ import os
 
 from mer_ensemble.errors import DataError
 
-__all__ = ["MEDIA_EXTENSIONS", "check_name", "name_problem", "strip_extension"]
+__all__ = ["GROUP_SUFFIX", "MEDIA_EXTENSIONS", "check_name", "name_problem", "strip_extension"]
+
+#: the suffix that names a group-normalised feature (``<feature>@group``, :mod:`mer_ensemble.data.groupnorm`);
+#: here, below both the config (``models: auto`` names such features) and the data layer that makes them
+GROUP_SUFFIX = "@group"
 
 #: extensions stripped from names (``Track1_Testing_00001.mp4`` → ``Track1_Testing_00001``)
 MEDIA_EXTENSIONS = (

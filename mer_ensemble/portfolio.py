@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mer_ensemble.data.groupnorm import GROUP_SUFFIX
+from mer_ensemble.names import GROUP_SUFFIX
 
 __all__ = ["AUTO", "NEURAL_FAMILIES", "PORTFOLIO_FAMILIES", "expand_models", "portfolio_entries"]
 

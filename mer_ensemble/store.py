@@ -33,7 +33,16 @@ from mer_ensemble.io import atomic_save_npz, atomic_write_json, read_json, read_
 #: manifest keys every reader relies on
 REQUIRED_KEYS = ("key", "targets", "classes")
 
-__all__ = ["RunRecord", "list_run_keys", "load_run", "load_runs", "save_run", "store_dir"]
+__all__ = [
+    "RunRecord",
+    "list_run_keys",
+    "load_run",
+    "load_runs",
+    "no_runs_error",
+    "require_runs",
+    "save_run",
+    "store_dir",
+]
 
 
 @dataclass
@@ -93,6 +102,19 @@ def list_run_keys(workdir: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json") if (folder / f"{p.stem}.npz").is_file())
 
 
+def no_runs_error(workdir: Path) -> StoreError:
+    """The error of a command that needs stored runs where ``workdir`` has none."""
+    return StoreError(f"no stored runs in {store_dir(workdir)}; run mer-ensemble train-all first")
+
+
+def require_runs(workdir: Path) -> list[str]:
+    """Keys of the complete records, sorted; :func:`no_runs_error` when there is none."""
+    keys = list_run_keys(workdir)
+    if not keys:
+        raise no_runs_error(workdir)
+    return keys
+
+
 def load_run(workdir: Path, key: str) -> RunRecord:
     """Read and check one record; every problem is a :class:`StoreError` naming the run and file."""
     folder = store_dir(workdir)
@@ -107,6 +129,9 @@ def load_run(workdir: Path, key: str) -> RunRecord:
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
         raise StoreError(f"{what}: {meta_path}: manifest lacks {missing}; the record is damaged (retrain the run)")
+    problem = _manifest_problem(manifest, key)
+    if problem:
+        raise StoreError(f"{what}: {meta_path}: {problem}; the record is damaged (retrain the run)")
     npz_path = folder / f"{key}.npz"
     if not npz_path.is_file():
         raise StoreError(f"{what}: {npz_path} not found; the record is incomplete (retrain the run)")
@@ -125,6 +150,31 @@ def load_run(workdir: Path, key: str) -> RunRecord:
                        **plain)
     _check_record(record, npz_path)
     return record
+
+
+def _is_names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _manifest_problem(manifest: dict[str, Any], key: str) -> str | None:
+    """What is wrong with the types of a manifest's keys (None when nothing is)."""
+    if manifest["key"] != key:
+        return f"the manifest names run {manifest['key']!r}, but the file is {key}.json"
+    targets, classes = manifest["targets"], manifest["classes"]
+    if not _is_names(targets) or not targets:
+        return f"targets is {targets!r}, expected a list of target names"
+    if not isinstance(classes, dict) or any(not _is_names(classes.get(t)) or len(classes[t]) < 2 for t in targets):
+        return f"classes is {str(classes)[:60]!r}, expected a list of at least 2 class names per target"
+    seeds = manifest.get("seeds")
+    if seeds is not None and not (isinstance(seeds, list) and all(type(s) is int for s in seeds)):
+        return f"seeds is {seeds!r}, expected a list of whole numbers"
+    for name in ("run_id", "folds_hash", "data_fingerprint"):
+        if name in manifest and not isinstance(manifest[name], str):
+            return f"{name} is {manifest[name]!r}, expected text"
+    raw = manifest.get("raw_inputs")
+    if raw is not None and not (isinstance(raw, dict) and all(isinstance(v, str) for v in raw.values())):
+        return f"raw_inputs is {str(raw)[:60]!r}, expected a mapping of input kinds to digests"
+    return None
 
 
 def _check_record(record: RunRecord, path: Path) -> None:

@@ -36,12 +36,14 @@ __all__ = [
     "MEDIA_EXTENSIONS",
     "expected_header",
     "label_text",
+    "output_paths",
     "parse_submission",
     "read_truth",
     "score_submission",
     "sidecar_path",
     "validate_submission",
     "write_submission",
+    "written_here",
     "zip_path",
 ]
 
@@ -88,15 +90,16 @@ class _Table(NamedTuple):
     lines: list[int]
 
 
-def _read_table(source: str | Path | pd.DataFrame) -> _Table:
-    """Header and data rows of a CSV file or frame, with one-line errors for unreadable or empty files."""
+def _read_table(source: str | Path | pd.DataFrame, member: str | None = None) -> _Table:
+    """Header and data rows of a CSV file or frame, with one-line errors for unreadable or empty files
+    (``member``: the one name a zip of this task may hold)."""
     if isinstance(source, pd.DataFrame):
         values = source.astype(object).where(source.notna(), "").astype(str).values.tolist()
         return _Table("submission frame", [str(c) for c in source.columns], values, list(range(2, len(values) + 2)))
     path = Path(source)
     if not path.is_file():
         raise SubmissionError(f"{path}: submission file not found")
-    where, data = _submission_bytes(path)
+    where, data = _submission_bytes(path, member)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -105,8 +108,11 @@ def _read_table(source: str | Path | pd.DataFrame) -> _Table:
         raise SubmissionError(f"{where}: the file is empty; expected a header line and one row per test name")
     if text.startswith("\ufeff"):
         raise SubmissionError(f"{where}: starts with a byte-order mark (UTF-8 BOM); save it as plain UTF-8")
-    reader = csv.reader(io.StringIO(text))
-    numbered = [(reader.line_num, row) for row in reader if row]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        numbered = [(reader.line_num, row) for row in reader if row]
+    except csv.Error as exc:
+        raise SubmissionError(f"{where}: line {reader.line_num + 1}: cannot be read as CSV ({exc})") from None
     header = numbered[0][1]
     for line, row in numbered[1:]:
         if len(row) != len(header):
@@ -114,21 +120,44 @@ def _read_table(source: str | Path | pd.DataFrame) -> _Table:
     return _Table(where, header, [row for _, row in numbered[1:]], [line for line, _ in numbered[1:]])
 
 
-def _submission_bytes(path: Path) -> tuple[str, bytes]:
+#: how a zip file starts (a local file header, or the end record of an empty archive)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _looks_like_zip(path: Path) -> bool:
+    if path.suffix.lower() == ".zip":
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(4) in _ZIP_MAGIC
+
+
+def _submission_bytes(path: Path, member: str | None = None) -> tuple[str, bytes]:
     """The CSV bytes of a submission file, or of the one CSV inside a submission zip
-    (as :func:`write_submission` zips it for upload); returns ``(where, bytes)``."""
-    if not zipfile.is_zipfile(path):
+    (as :func:`write_submission` zips it for upload); returns ``(where, bytes)``.
+
+    A zip must hold exactly one file, at its top level (no folder, no ``..``), named ``member``
+    when the task names it (MEIJU: ``submission.csv``), else any ``.csv``; a damaged or
+    truncated zip says so."""
+    if not _looks_like_zip(path):
         return str(path), path.read_bytes()
+    wanted = member or "one .csv file"
     try:
         with zipfile.ZipFile(path) as archive:
-            entries = [i for i in archive.infolist() if not i.is_dir()]
-            csvs = [i for i in entries if i.filename.lower().endswith(".csv")]
-            if len(csvs) != 1:
-                listed = ", ".join(i.filename for i in entries) or "nothing"
-                raise SubmissionError(f"{path}: a submission zip must hold exactly one .csv file; it holds {listed}")
-            return f"{path}:{csvs[0].filename}", archive.read(csvs[0])
+            entries = archive.infolist()
+            listed = ", ".join(repr(i.filename) for i in entries[:_SHOW]) or "nothing"
+            if len(entries) != 1:
+                raise SubmissionError(f"{path}: a submission zip must hold exactly {wanted} at its top level; "
+                                      f"it holds {len(entries)} member(s): {listed}")
+            name = entries[0].filename
+            if "/" in name or "\\" in name or name in (".", "..") or entries[0].is_dir():
+                raise SubmissionError(f"{path}: member {name!r} has a folder or '..' in its name; a submission zip "
+                                      f"holds {wanted} at its top level")
+            if (member is not None and name != member) or (member is None and not name.lower().endswith(".csv")):
+                raise SubmissionError(f"{path}: member {name!r} is not {wanted}; zip the submission as {wanted}")
+            return f"{path}:{name}", archive.read(entries[0])
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise SubmissionError(f"{path}: damaged zip file ({str(exc).strip() or type(exc).__name__})") from None
+        raise SubmissionError(f"{path}: damaged or truncated zip file ({str(exc).strip() or type(exc).__name__}); "
+                              "zip the submission again") from None
 
 
 def _check_header(where: str, header: list[str], task: TaskSpec) -> None:
@@ -151,7 +180,7 @@ def _check_header(where: str, header: list[str], task: TaskSpec) -> None:
 
 def _parse(source: str | Path | pd.DataFrame, task: TaskSpec) -> tuple[pd.DataFrame, str]:
     """:func:`parse_submission`, also returning where the submission came from (for messages)."""
-    table = _read_table(source)
+    table = _read_table(source, (task.submission_filename or "submission.csv") if task.zip_submission else None)
     where, rows = table.where, table.rows
     _check_header(where, table.header, task)
     if not rows:
@@ -269,14 +298,14 @@ def _zip_bytes(entry: str, payload: bytes) -> bytes:
 
 def _write_all_atomically(payloads: Mapping[Path, bytes]) -> None:
     """Write every payload to a temporary file beside its target, then rename each into place."""
-    from mer_ensemble.io import follow_umask, writing
+    from mer_ensemble.io import follow_umask, temp_prefix, writing
 
     temps: dict[Path, str] = {}
     try:
         for target, data in payloads.items():
             with writing(target):
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+                fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
                 temps[target] = tmp
                 follow_umask(fd)
                 with os.fdopen(fd, "wb") as handle:
@@ -309,11 +338,7 @@ def write_submission(
     holds the CSV as ``submission.csv`` (or ``task.submission_filename``). Nothing is
     written when validation fails. Returns the CSV path.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / (task.submission_filename or "submission.csv")
-    if path.suffix.lower() != ".csv":
-        raise SubmissionError(f"{path}: a submission path must end in .csv (its .json sidecar and .zip go beside it)")
+    path = output_paths(path, task)[0]
     frame = _labels_frame(labels, names, task)
     validate_submission(frame, task, [str(n) for n in names])
     csv_bytes = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
@@ -337,6 +362,50 @@ def write_submission(
     payloads[sidecar_path(path)] = sidecar_bytes
     _write_all_atomically(payloads)
     return path
+
+
+def output_paths(path: str | Path, task: TaskSpec) -> list[Path]:
+    """Every file :func:`write_submission` writes for ``path``: the CSV (a folder gets
+    ``task.submission_filename`` or ``submission.csv``), its sidecar and, for zipped tasks, the zip."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / (task.submission_filename or "submission.csv")
+    if path.suffix.lower() != ".csv":
+        raise SubmissionError(f"{path}: a submission path must end in .csv (its .json sidecar and .zip go beside it)")
+    return [path, sidecar_path(path), *([zip_path(path)] if task.zip_submission else [])]
+
+
+def written_here(path: str | Path) -> bool:
+    """Whether the submission files of ``path`` (the CSV, its sidecar, its zip, those that exist)
+    are ones :func:`write_submission` wrote and nobody changed since.
+
+    The sidecar ``<stem>.json`` is the mark: a JSON object naming ``path``'s file in
+    ``submission`` with its format and SHA-256; the CSV must still have that SHA-256 and a zip
+    must be the one the sidecar names, holding the same bytes. Without such a sidecar (the
+    labels of the data, a store record, a hand-edited submission) the answer is no.
+    """
+    path = Path(path)
+    try:
+        record = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(record, dict) or record.get("submission") != path.name or "format" not in record:
+        return False
+    digest = record.get("sha256")
+    try:
+        if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            return False
+        archive = zip_path(path)
+        if archive.exists():
+            if record.get("zip") != archive.name:
+                return False
+            with zipfile.ZipFile(archive) as opened:
+                members = opened.infolist()
+                if len(members) != 1 or hashlib.sha256(opened.read(members[0])).hexdigest() != digest:
+                    return False
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError):
+        return False
+    return True
 
 
 # --- truth and scoring ----------------------------------------------------------------------------

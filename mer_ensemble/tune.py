@@ -421,11 +421,8 @@ def write_tuned_config(cfg: Config, out: Path, entry: Mapping[str, Any], overrid
     out = Path(out)
     old_dir, new_dir = source.resolve().parent, out.resolve().parent
     data = raw.get("data") or {}
-    for key in ("root", "feature_root"):
-        if isinstance(data.get(key), str):
-            data[key] = _rebase(data[key], old_dir, new_dir)
-        elif isinstance(data.get(key), list):
-            data[key] = [_rebase(str(v), old_dir, new_dir) for v in data[key]]
+    if isinstance(data.get("root"), str):  # data.feature_root is relative to data.root: it follows it
+        data["root"] = _rebase(data["root"], old_dir, new_dir)
     for split, path in (raw.get("truth") or {}).items():
         raw["truth"][split] = _rebase(path, old_dir, new_dir)
     models = [m for m in raw.get("models") or [] if (m.get("id") or m.get("name")) != entry["id"]]

@@ -183,7 +183,7 @@ def real(args: argparse.Namespace) -> None:
     from mer_ensemble.blend import blend_runs
     from mer_ensemble.config import load_config
     from mer_ensemble.data import load_dataset
-    from mer_ensemble.experiment import Experiment
+    from mer_ensemble.experiment import Experiment, data_settings
     from mer_ensemble.store import load_runs
     from mer_ensemble.submission import read_truth
 
@@ -194,7 +194,7 @@ def real(args: argparse.Namespace) -> None:
         if not records:
             print(f"{name}: no runs in {workdir}; run scripts/bench_train.py --part real first")
             continue
-        ds = load_dataset(cfg, workdir)
+        ds = load_dataset(data_settings(cfg), workdir)
         truth, names = read_truth(cfg.resolve_path(cfg.truth["test"]), ds.task)
         order = {n: i for i, n in enumerate(names)}
         idx = np.array([order[n] for n in ds.names[ds.test_rows]])

@@ -26,12 +26,12 @@ sys.path.insert(0, str(REPO))
 from mer_ensemble.config import load_config  # noqa: E402
 from mer_ensemble.data import load_dataset  # noqa: E402
 from mer_ensemble.data.features import find_feature_files  # noqa: E402
-from mer_ensemble.data.load import feature_roots  # noqa: E402
+from mer_ensemble.experiment import data_settings  # noqa: E402
 
 
 def _time_key(cfg, names) -> float:
     """Seconds to look up and stat every file of every feature (the cache key of a hit)."""
-    roots = feature_roots(cfg)
+    roots = data_settings(cfg).search_roots()
     start = time.perf_counter()
     for features in cfg.data.features.values():
         for feature in features:
@@ -42,10 +42,10 @@ def _time_key(cfg, names) -> float:
 def _time_loads(cfg, workdir: Path) -> tuple[float, float, float, int]:
     shutil.rmtree(workdir, ignore_errors=True)
     start = time.perf_counter()
-    first = load_dataset(cfg, workdir)
+    first = load_dataset(data_settings(cfg), workdir)
     t_first = time.perf_counter() - start
     start = time.perf_counter()
-    second = load_dataset(cfg, workdir)
+    second = load_dataset(data_settings(cfg), workdir)
     for block in second.features.values():
         block.pooled().sum()  # touch every number once
     t_second = time.perf_counter() - start

@@ -119,10 +119,11 @@ def main() -> None:
         run("train-all", "-c", config, "--workdir", wd)
         from mer_ensemble.config import load_config
         from mer_ensemble.data import load_dataset
+        from mer_ensemble.experiment import data_settings
         from mer_ensemble.metrics import weighted_f1
         from mer_ensemble.store import load_runs
 
-        ds = load_dataset(load_config(config), None)
+        ds = load_dataset(data_settings(load_config(config)), None)
         classes = ds.task.target("discrete").classes
         for record in load_runs(wd):
             rid = record.manifest["run_id"]

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from mer_ensemble.blend import blend_runs  # noqa: E402
 from mer_ensemble.config import load_config  # noqa: E402
 from mer_ensemble.data import load_dataset  # noqa: E402
-from mer_ensemble.experiment import Experiment  # noqa: E402
+from mer_ensemble.experiment import Experiment, data_settings  # noqa: E402
 from mer_ensemble.pseudo import run_pseudo_rounds  # noqa: E402
 from mer_ensemble.store import load_run  # noqa: E402
 from mer_ensemble.submission import read_truth  # noqa: E402
@@ -70,7 +70,7 @@ def main() -> None:
     ]
     cfg = load_config(args.config, overrides)
     workdir = Path(args.workdir)
-    ds = load_dataset(cfg, workdir)
+    ds = load_dataset(data_settings(cfg), workdir)
     start = time.perf_counter()
     history = run_pseudo_rounds(Experiment.open(cfg, workdir, dataset=ds), echo=lambda s: print(s, flush=True))
     total = time.perf_counter() - start

@@ -37,6 +37,7 @@ from benchlib import markdown_table  # noqa: E402
 
 from mer_ensemble.config import load_config  # noqa: E402
 from mer_ensemble.data import load_dataset, read_folds  # noqa: E402
+from mer_ensemble.experiment import data_settings  # noqa: E402
 from mer_ensemble.submission import read_truth, score_submission  # noqa: E402
 
 C_GRID = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0]
@@ -135,7 +136,7 @@ def bench(name: str, workdir: Path, cv_only: bool = False) -> list[list]:
     _, t_train = run_cli(["train-all", "-c", str(config), "--workdir", str(wd)])
     out, t_blend = run_cli(["blend", "-c", str(config), "--workdir", str(wd), "--out", str(wd / "submission.csv")])
     sidecar = json.loads((wd / "submission.json").read_text())
-    ds = load_dataset(cfg, wd)
+    ds = load_dataset(data_settings(cfg), wd)
     task = ds.task
     folds = read_folds(wd / "folds.csv", ds)
     truth_path = cfg.resolve_path(cfg.truth["test"])

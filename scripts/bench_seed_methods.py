@@ -52,6 +52,15 @@ from benchlib import Parts  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MER_SHARED_DATA", REPO.parent / "shared" / "data"))
 PARTS = Parts()
+#: the seed methods every benchmark set compares (params of the fusion families on top of the baseline)
+SEED_METHOD_ARMS: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "aux_heads": {"aux_weight": 1.0},
+    "cmdm_0.3": {"cmdm_weight": 0.3, "cmdm_rampup": 5},
+    "cmdm_1": {"cmdm_weight": 1.0, "cmdm_rampup": 5},
+    "mod_dropout": {"modality_dropout": 0.3},
+    "feat_noise": {"feature_noise": 0.3},
+}
 part = PARTS
 
 
@@ -96,8 +105,9 @@ def run_arms(name: str, data: dict[str, Any], arms: dict[str, dict[str, Any]], t
     records = train_all(Experiment.open(cfg, workdir), progress=False)
     print(f"[{name}] trained {len(records)} arms in {time.perf_counter() - start:.0f}s", flush=True)
     from mer_ensemble.data import load_dataset
+    from mer_ensemble.experiment import data_settings
 
-    ds = load_dataset(cfg, workdir)
+    ds = load_dataset(data_settings(cfg), workdir)
     subsets = subsets or {"test": ""}
     results = []
     for record in records:
@@ -169,14 +179,7 @@ def bench_emodb(args: argparse.Namespace) -> list[dict[str, Any]]:
         link_feature(src / "features" / feature, root / "features" / feature, names)
     data = {"layout": "mer2024", "root": str(root), "label_file": "label-train.csv", "test_file": "test-names.csv",
             "pool_file": "pool-names.csv", "targets": ["discrete"], "group_by": "speaker", "features": features}
-    arms = {
-        "baseline": {},
-        "aux_heads": {"aux_weight": 1.0},
-        "cmdm_0.3": {"cmdm_weight": 0.3, "cmdm_rampup": 5},
-        "cmdm_1": {"cmdm_weight": 1.0, "cmdm_rampup": 5},
-        "mod_dropout": {"modality_dropout": 0.3},
-        "feat_noise": {"feature_noise": 0.3},
-    }
+    arms = dict(SEED_METHOD_ARMS)
     truth = pd.read_csv(src / "test-truth.csv", dtype=str)
     results = run_arms("emodb", data, arms, truth, args, args.seeds)
     print_table("EmoDB (7 classes, weighted F1)", results, ["test"])
@@ -256,16 +259,8 @@ def bench_demo(args: argparse.Namespace) -> list[dict[str, Any]]:
             "classes": {"discrete": ["neutral", "angry", "happy", "sad", "worried", "surprise"]},
             "features": {m: [f] for m, f in meta["features"].items()},
             "noise_variants": {audio_feature: variants}}
-    arms = {
-        "baseline": {},
-        "aux_heads": {"aux_weight": 1.0},
-        "cmdm_0.3": {"cmdm_weight": 0.3, "cmdm_rampup": 5},
-        "cmdm_1": {"cmdm_weight": 1.0, "cmdm_rampup": 5},
-        "mod_dropout": {"modality_dropout": 0.3},
-        "feat_noise": {"feature_noise": 0.3},
-        "variants": {"variant_prob": 0.5},
-        "dropout+variants": {"modality_dropout": 0.3, "variant_prob": 0.5},
-    }
+    arms = {**SEED_METHOD_ARMS, "variants": {"variant_prob": 0.5},
+            "dropout+variants": {"modality_dropout": 0.3, "variant_prob": 0.5}}
     truth = pd.read_csv(src / "truth-test.csv", dtype=str)
     subsets = {"test": "", "test, audio zeroed": "zero__", "test, audio corrupted": "noisy__"}
     results = run_arms("demo", data, arms, truth, args, args.seeds, subsets)

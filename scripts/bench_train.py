@@ -220,19 +220,9 @@ FAMILY_RUNS = {
 
 def _matmul_gflops(threads: int) -> float:
     """The machine's own float32 matmul rate with ``threads`` torch threads (best of 5)."""
-    import torch
+    from mer_ensemble.training.budget import machine_gflops
 
-    torch.set_num_threads(threads)
-    a = torch.randn(1024, 1024)
-    b = torch.randn(1024, 1024)
-    a @ b
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(10):
-            a @ b
-        best = min(best, time.perf_counter() - start)
-    return 10 * 2 * 1024**3 / best / 1e9
+    return machine_gflops(threads, size=1024, repeats=10, rounds=5)
 
 
 def _run_family(config: Path, workdir: Path, run_id: str) -> tuple[float, float]:
@@ -291,9 +281,10 @@ def bench_scale(args: argparse.Namespace) -> None:
         workdir = root / "wd"
         from mer_ensemble.config import load_config
         from mer_ensemble.data import load_dataset
+        from mer_ensemble.experiment import data_settings
 
         start = time.perf_counter()
-        load_dataset(load_config(config), workdir)
+        load_dataset(data_settings(load_config(config)), workdir)
         print(f"data: {args.n} labelled + {args.n_pool} pool + {args.n_test} test rows, dims {args.dims}; "
               f"first load + cache {time.perf_counter() - start:.1f}s", flush=True)
         peak_matmul = _matmul_gflops(args.threads)
@@ -320,6 +311,7 @@ def bench_real(args: argparse.Namespace) -> None:
 
     from mer_ensemble.config import load_config
     from mer_ensemble.data import load_dataset
+    from mer_ensemble.experiment import data_settings
     from mer_ensemble.store import load_runs
     from mer_ensemble.submission import read_truth
 
@@ -335,7 +327,7 @@ def bench_real(args: argparse.Namespace) -> None:
         subprocess.run([sys.executable, "-m", "mer_ensemble", "train-all", "-c", str(config), "--workdir",
                         str(workdir)], env=env, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
-        ds = load_dataset(cfg, workdir)
+        ds = load_dataset(data_settings(cfg), workdir)
         truth, names = read_truth(cfg.resolve_path(cfg.truth["test"]), ds.task)
         order = {n: i for i, n in enumerate(names)}
         idx = np.array([order[n] for n in ds.names[ds.test_rows]])
@@ -457,8 +449,9 @@ def bench_throughput(args: argparse.Namespace) -> None:
         config.write_text(yaml.safe_dump(cfg))
         from mer_ensemble.config import load_config
         from mer_ensemble.data import load_dataset
+        from mer_ensemble.experiment import data_settings
 
-        load_dataset(load_config(config), root / "wd")  # the feature cache, shared by both trees
+        load_dataset(data_settings(load_config(config)), root / "wd")  # the feature cache, shared by both trees
         rows = []
         for label, (family, modalities) in THROUGHPUT_RUNS.items():
             results = {"old": [], "new": []}
@@ -628,6 +621,7 @@ def bench_parallel(args: argparse.Namespace) -> None:
     from mer_ensemble.config import load_config
     from mer_ensemble.data import load_dataset
     from mer_ensemble.data.demo import make_demo
+    from mer_ensemble.experiment import data_settings
 
     root = Path(tempfile.mkdtemp(prefix="bench-parallel-"))
     try:
@@ -653,7 +647,7 @@ def bench_parallel(args: argparse.Namespace) -> None:
             config = root / "bench.yaml"
             config.write_text(yaml.safe_dump(cfg))
             cache = root / "cache-wd"
-            load_dataset(load_config(config), cache)  # the feature cache every setting starts from
+            load_dataset(data_settings(load_config(config)), cache)  # the feature cache every setting starts from
             walls = {}
             # untimed warm-up train-all (one cheap run): the first timed setting otherwise pays for a cold
             # start (measured ~20% on the demo), whichever setting it is

@@ -24,8 +24,11 @@ def shared(name: str) -> Path:
 
 
 def write_generic(root: Path, *, n_train: int = 60, n_test: int = 20, n_pool: int = 30, dims=(8, 6), seed: int = 0,
-                  frame_feature: bool = False) -> Path:
-    """A small generic-layout dataset with two targets and a group column; returns the root."""
+                  frame_feature: bool = False, text: bool = False) -> Path:
+    """A small generic-layout dataset with two targets and a group column; returns the root.
+
+    ``text``: a ``text`` column as MELD has, each row's number of words growing with its emotion
+    (3-5 words for class 0, 9-11 for 1, 15-17 for 2), so that a model of text length can learn it."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     n = n_train + n_test + n_pool
@@ -41,6 +44,9 @@ def write_generic(root: Path, *, n_train: int = 60, n_test: int = 20, n_pool: in
         "sentiment": np.where(np.array(split) == "train", sent_names, ""),
         "dialogue": [f"d{i // 3}" for i in range(n)],
     })
+    if text:
+        words = 3 + 6 * emo + rng.integers(0, 3, n)
+        df["text"] = [" ".join(["word"] * int(k)) for k in words]
     df.to_csv(root / "labels.csv", index=False)
     truth = pd.DataFrame({"name": names, "split": split, "emotion": emo_names, "sentiment": sent_names})
     truth[truth["split"] != "train"].to_csv(root / "truth.csv", index=False)

@@ -117,3 +117,70 @@ def test_frames_are_blurred_by_the_recorded_factor(tmp_path: Path):
     result = invoke("corrupt", "-i", src, "-o", tmp_path / "four", "--blur", "4", "--no-progress")
     assert result.exit_code == 0
     assert set(pd.read_csv(tmp_path / "four" / "corrupt-manifest.csv")["blur_factor"]) == {4}
+
+
+def test_snr_is_a_whole_db_by_default_and_uniform_on_request(tmp_path: Path):
+    src = _wavs(tmp_path / "in", n=6)
+    assert invoke("corrupt", "-i", src, "-o", tmp_path / "int", "--no-progress").exit_code == 0
+    snrs = pd.read_csv(tmp_path / "int" / "corrupt-manifest.csv")["snr_db"]
+    assert all(s == int(s) and 5 <= s <= 10 for s in snrs)
+    assert invoke("corrupt", "-i", src, "-o", tmp_path / "uni", "--snr-draw", "uniform", "--no-progress").exit_code == 0
+    snrs = pd.read_csv(tmp_path / "uni" / "corrupt-manifest.csv")["snr_db"]
+    assert any(s != int(s) for s in snrs)
+    bad = invoke("corrupt", "-i", src, "-o", tmp_path / "x", "--snr-min", 5.5, "--no-progress")
+    assert bad.exit_code == 1 and "integer SNRs need whole-number bounds" in bad.output
+    bad = invoke("corrupt", "-i", src, "-o", tmp_path / "x", "--blur", "3", "--no-progress")
+    assert bad.exit_code == 1 and "pyramid blur (pyrDown/pyrUp) needs powers of two" in bad.output
+
+
+def test_pyramid_blur_is_the_organisers_pyrdown_pyrup():
+    cv2 = pytest.importorskip("cv2")
+    from mer_ensemble.corrupt import blur_array
+
+    rgb = np.random.default_rng(0).integers(0, 255, (37, 50, 3), dtype=np.uint8)
+    expected = cv2.pyrUp(cv2.pyrUp(cv2.pyrDown(cv2.pyrDown(rgb)), dstsize=(25, 19)), dstsize=(50, 37))
+    assert np.array_equal(blur_array(rgb, 4), expected)
+    assert np.array_equal(blur_array(rgb, 1), rgb)
+    assert blur_array(rgb, 2, "resize").shape == rgb.shape
+
+
+def test_videos_are_read_directly(tmp_path: Path):
+    """Each video's audio track is mixed with another video's at a whole-dB SNR, every frame blurred
+    by the clip's factor; container, frame count, rate and duration are kept."""
+    pytest.importorskip("av")
+    pytest.importorskip("skimage")
+    cv2 = pytest.importorskip("cv2")
+    from mer_ensemble.corrupt import blur_array
+    from mer_ensemble.media.testing import make_video
+    from mer_ensemble.media.video import VideoReader, read_audio_track
+
+    src = tmp_path / "videos"
+    src.mkdir()
+    t = np.arange(RATE) / RATE
+    for i, ext in enumerate((".mkv", ".mp4", ".avi")):
+        tone = 0.2 * np.sin(2 * np.pi * (220 + 110 * i) * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2
+        make_video(src / f"clip{i}{ext}", tone, RATE, seed=i, video_codec="libx264" if ext != ".avi" else None)
+    result = invoke("corrupt", "-i", src, "-o", tmp_path / "out", "--seed", 5, "--blur", "4", "--no-progress")
+    assert result.exit_code == 0, result.output
+    manifest = pd.read_csv(tmp_path / "out" / "corrupt-manifest.csv").set_index("file")
+    assert sorted(manifest.index) == ["clip0.mkv", "clip1.mp4", "clip2.avi"]
+    for file, row in manifest.iterrows():
+        assert row["kind"] == "video" and row["blur_factor"] == 4 and row["snr_db"] in range(5, 11)
+        assert row["noise_source"] != file and row["noise_source"] in manifest.index
+        clean, noisy = VideoReader(src / file), VideoReader(tmp_path / "out" / file)
+        clean_frames = [f for _, f in clean.frames(lambda i, s: True)]
+        noisy_frames = [f for _, f in noisy.frames(lambda i, s: True)]
+        assert noisy.n_frames == clean.n_frames == row["frames"] == 25
+        assert abs(noisy.duration - clean.duration) < 0.1
+        # the frames are the clean ones blurred (up to the re-encoding): closer to the blur than to the clean frame
+        for a, b in zip(clean_frames[::8], noisy_frames[::8], strict=True):
+            blurred = blur_array(a, 4).astype(float)
+            assert np.abs(b - blurred).mean() < 0.5 * np.abs(b - a.astype(float)).mean()
+        # the audio: the clean track plus the other video's track scaled to the recorded SNR
+        speech = read_audio_track(src / file, RATE).astype(float)
+        mixed = read_audio_track(tmp_path / "out" / file, RATE).astype(float)
+        n = min(len(speech), len(mixed))
+        added = mixed[:n] / row["gain"] - speech[:n]
+        measured = 10 * np.log10(np.mean(speech[:n] ** 2) / np.mean(added**2))
+        assert abs(measured - row["snr_db"]) < 1.5, (file, measured, row["snr_db"])  # lossy codecs in between
+    del cv2

@@ -23,7 +23,8 @@ def _project_exceptions() -> list[type]:
             continue  # import torch/transformers at the top; their errors are checked below by source
         module = importlib.import_module(info.name)
         for _, obj in inspect.getmembers(module, inspect.isclass):
-            if issubclass(obj, BaseException) and obj.__module__.startswith("mer_ensemble"):
+            if issubclass(obj, BaseException) and not issubclass(obj, Warning) and obj.__module__.startswith(
+                    "mer_ensemble"):
                 found.append(obj)
     return found
 

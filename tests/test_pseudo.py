@@ -10,7 +10,7 @@ import yaml
 from mer_ensemble.config import load_config
 from mer_ensemble.data import load_dataset
 from mer_ensemble.errors import ConfigError
-from mer_ensemble.experiment import Experiment
+from mer_ensemble.experiment import Experiment, data_settings
 from mer_ensemble.models import _registry
 from mer_ensemble.models._base import MerModel
 from mer_ensemble.pseudo import class_caps, make_pseudo_file, run_pseudo_rounds, select_agreed
@@ -52,7 +52,7 @@ def test_class_caps_keep_most_confident_and_candidates_filter():
 def test_pseudo_file_masks_targets_separately(tmp_path: Path):
     root = write_generic(tmp_path / "d")
     cfg = load_config(write_config(tmp_path / "c.yaml", root, **{"pseudo.threshold": 0.0}))
-    ds = load_dataset(cfg, tmp_path / "wd")
+    ds = load_dataset(data_settings(cfg), tmp_path / "wd")
     (rec,) = train_all(Experiment.open(cfg, tmp_path / "wd"), progress=False)
     # make sentiment confident on the first 5 pool rows only
     rec.pool_by_fold["sentiment"][:] = 0.5
@@ -132,7 +132,7 @@ def test_no_leak_cv_stays_at_chance_while_a_leaky_scheme_inflates_it(tmp_path: P
     monkeypatch.setitem(_registry._MODELS, "memorizer", Memorizer)
     cfg = load_config(_planted(tmp_path))
     honest_wd, leaky_wd = tmp_path / "honest", tmp_path / "leaky"
-    ds = load_dataset(cfg, honest_wd)
+    ds = load_dataset(data_settings(cfg), honest_wd)
     honest = run_pseudo_rounds(Experiment.open(cfg, honest_wd, dataset=ds), progress=False, echo=lambda *_: None)
     leaky = run_pseudo_rounds(Experiment.open(cfg, leaky_wd, dataset=ds), per_fold=False, progress=False,
                               echo=lambda *_: None)
@@ -157,7 +157,7 @@ def test_rounds_store_tagged_runs_history_and_plot(tmp_path: Path):
     truth = root / "truth.csv"
     cfg = load_config(write_config(tmp_path / "c.yaml", root, **{
         "pseudo.threshold": 0.5, "pseudo.rounds": 2, "pseudo.patience": 5, "truth.unlabeled": str(truth)}))
-    ds = load_dataset(cfg, tmp_path / "wd")
+    ds = load_dataset(data_settings(cfg), tmp_path / "wd")
     history = run_pseudo_rounds(Experiment.open(cfg, tmp_path / "wd", dataset=ds), progress=False, echo=lambda *_: None)
     assert [h.round for h in history] == [0, 1, 2]
     from mer_ensemble.store import list_run_keys, load_run

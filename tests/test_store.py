@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mer_ensemble.errors import StoreError
-from mer_ensemble.store import RunRecord, list_run_keys, load_run, save_run
+from mer_ensemble.store import RunRecord, list_run_keys, load_run, require_runs, save_run
 
 
 def _record(key: str) -> RunRecord:
@@ -30,6 +30,13 @@ def test_round_trip_and_only_complete_records_are_listed(tmp_path: Path):
     assert back.classes("emotion") == ["a", "b"] and back.extra["test_by_fold/emotion"].shape == (2, 2, 2)
     with pytest.raises(StoreError, match="no run 'nope'.*stored runs: lin"):
         load_run(tmp_path, "nope")
+
+
+def test_commands_that_need_runs_say_where_none_are_stored(tmp_path: Path):
+    with pytest.raises(StoreError, match=f"no stored runs in {tmp_path / 'store'}; run mer-ensemble train-all"):
+        require_runs(tmp_path)
+    save_run(tmp_path, _record("lin"))
+    assert require_runs(tmp_path) == ["lin"]
 
 
 def _npz_with(path: Path, **changes: np.ndarray) -> None:

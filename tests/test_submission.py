@@ -281,5 +281,6 @@ def test_validate_accepts_the_zip_it_writes_and_checks_its_content(tmp_path: Pat
     with zipfile.ZipFile(two, "w") as archive:
         archive.writestr("a.csv", "x")
         archive.writestr("b.csv", "y")
-    with pytest.raises(SubmissionError, match=r"two.zip: a submission zip must hold exactly one .csv file"):
+    with pytest.raises(SubmissionError, match=r"two.zip: a submission zip must hold exactly submission.csv at its "
+                                              r"top level; it holds 2"):
         validate_submission(two, MEIJU, NAMES)

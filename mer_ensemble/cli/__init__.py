@@ -11,6 +11,7 @@ from mer_ensemble.cli import corrupt as _corrupt  # noqa: F401,E402
 from mer_ensemble.cli import data as _data  # noqa: F401,E402
 from mer_ensemble.cli import demo as _demo  # noqa: F401,E402
 from mer_ensemble.cli import extract as _extract  # noqa: F401,E402
+from mer_ensemble.cli import media as _media  # noqa: F401,E402
 from mer_ensemble.cli import pseudo as _pseudo  # noqa: F401,E402
 from mer_ensemble.cli import report as _report  # noqa: F401,E402
 from mer_ensemble.cli import train as _train  # noqa: F401,E402

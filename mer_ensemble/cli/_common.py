@@ -1,9 +1,15 @@
-"""Options every command shares: ``-c/--config``, ``--set key=value`` and ``--workdir``."""
+"""Options every command shares: ``-c/--config``, ``--set key=value`` and ``--workdir``; and
+:func:`dataclass_options`, which turns a settings dataclass into a command's flags."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -28,7 +34,43 @@ def load(config: Path, overrides: list[str] | None, workdir: Path | None) -> tup
 
 def open_experiment(config: Path, overrides: list[str] | None, workdir: Path | None) -> Experiment:
     """The config's :class:`~mer_ensemble.experiment.Experiment` (data loaded, folds read or made)."""
+    from mer_ensemble.errors import DataError
     from mer_ensemble.experiment import Experiment
+    from mer_ensemble.media.features import missing_feature_folders, missing_folders_message
 
     cfg, wd = load(config, overrides, workdir)
+    missing = missing_feature_folders(cfg)
+    if missing:  # say how to make them (features -c) before the dataset reader stops at the first
+        raise DataError(missing_folders_message(cfg, missing))
     return Experiment.open(cfg, wd)
+
+
+def dataclass_options(cls: type, into: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command one flag per field of the dataclass ``cls`` whose metadata has ``flags``
+    (and ``help``, optionally ``cli_type``: the type on the command line), and pass the values
+    to it as one ``cls`` instance in its parameter ``into``: the fields are defined once, in
+    ``cls``. Flags left unset (None) keep the field's default."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(func)
+        field_hints = typing.get_type_hints(cls)
+        options = [f for f in dataclasses.fields(cls) if "flags" in f.metadata]
+        signature = inspect.signature(func)
+        params = [p.replace(annotation=hints.get(p.name, p.annotation))
+                  for p in signature.parameters.values() if p.name != into]
+        for f in options:
+            default = None if isinstance(f.default, tuple) else f.default
+            params.append(inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, annotation=f.metadata.get("cli_type") or field_hints[f.name],
+                default=typer.Option(default, *f.metadata["flags"], help=f.metadata["help"])))
+
+        @functools.wraps(func)
+        def command(**kwargs: Any) -> Any:
+            values = {f.name: kwargs.pop(f.name) for f in options}
+            return func(**kwargs, **{into: cls(**{k: v for k, v in values.items() if v is not None})})
+
+        command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate

@@ -66,19 +66,40 @@ def blend_cli(
         help="A blender to use, or a choice rule (auto, ties, simplest, highest) [default: blend.choose].",
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="Submission path [default: submissions/<config>-<method>-<time>.csv]."
+        None, "--out", help="Submission path [default: submissions/<config>-<method>-<time>.csv]. Refused inside "
+        "the workdir's own files and over a file that is not a submission mer-ensemble wrote, unless --force."
     ),
+    zip_: bool = typer.Option(
+        False, "--zip", help="Also write <stem>.zip holding the CSV as submission.csv [default: blend.zip]."
+    ),
+    force: bool = typer.Option(False, "--force", help="Write --out even where it is refused (see --out)."),
+    require_all: bool = typer.Option(
+        False, "--require-all", help="Refuse to blend while a configured run is missing from the store or "
+        "stored with fewer seeds than configured (without it, a warning names them)."),
 ) -> None:
     """Blend the stored runs per target, report honest scores, write a validated submission."""
-    from mer_ensemble.blend import blend_runs, save_blend
-    from mer_ensemble.errors import StoreError
-    from mer_ensemble.store import list_run_keys
+    from mer_ensemble.blend import blend_runs, check_out, save_blend, unfinished_runs
+    from mer_ensemble.errors import BlendError
+    from mer_ensemble.experiment import check_workdir
+    from mer_ensemble.store import load_runs, require_runs
 
-    cfg, wd = load(config, set_, workdir)
-    if not list_run_keys(wd):
-        raise StoreError(f"no stored runs in {wd / 'store'}; run mer-ensemble train-all first")
+    set_ = [*(set_ or []), *(["blend.zip=true"] if zip_ else [])]
+    wd = load(config, set_, workdir)[1]
+    check_workdir(wd)
+    require_runs(wd)
     exp = open_experiment(config, set_, workdir)
-    result = blend_runs(exp, choose=method)
+    if out is not None:
+        check_out(exp, out, force=force)  # before any work: a refused path costs nothing
+    records = load_runs(exp.workdir)
+    unfinished = unfinished_runs(exp, records)
+    if unfinished:
+        listed = ", ".join(unfinished)
+        if require_all:
+            raise BlendError(f"--require-all: {len(unfinished)} configured run(s) missing or partial: {listed}; "
+                             "run train-all to finish them")
+        typer.echo(f"warning: {len(unfinished)} configured run(s) missing or partial, blending the "
+                   f"{len(records)} stored: {listed}; run train-all to finish them", err=True)
+    result = blend_runs(exp, records, choose=method)
     typer.echo(render_blend_table(result))
     for target, tb in result.targets.items():
         for method, why in tb.skipped.items():
@@ -92,7 +113,7 @@ def blend_cli(
         f"{result.combined_nested:.4f} (nested CV over the {exp.folds.n_folds} folds; "
         f"in-sample {result.combined_in_sample:.4f})"
     )
-    typer.echo(str(save_blend(exp, result, out)))
+    typer.echo(str(save_blend(exp, result, out, force=force)))
 
 
 @app.command("validate-submission")
@@ -111,12 +132,13 @@ def validate_submission_cli(
 def _validated(file: Path, config: Path, set_: list[str] | None, workdir: Path | None):  # noqa: ANN202
     """The config's task and the submission ``file`` checked against it and the test names
     (read from the label files alone, no features)."""
-    from mer_ensemble.data.load import load_table, resolve_config_task
+    from mer_ensemble.data.load import load_table, resolve_data_task
+    from mer_ensemble.experiment import data_settings
     from mer_ensemble.submission import validate_submission
 
-    cfg, _ = load(config, set_, workdir)
-    table = load_table(cfg)
-    task = resolve_config_task(cfg, table)
+    settings = data_settings(load(config, set_, workdir)[0])
+    table = load_table(settings)
+    task = resolve_data_task(settings, table)
     return task, validate_submission(file, task, table.loc[table["split"] == "test", "name"].tolist())
 
 

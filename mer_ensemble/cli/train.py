@@ -70,14 +70,13 @@ def leaderboard_cli(
     workdir: Path = typer.Option(..., "--workdir", help="The workdir of a train-all."),
 ) -> None:
     """Print the leaderboard of the runs stored in a workdir."""
-    from mer_ensemble.errors import StoreError
+    from mer_ensemble.experiment import check_workdir
     from mer_ensemble.report.leaderboard import render_leaderboard
-    from mer_ensemble.store import load_runs
+    from mer_ensemble.store import load_runs, require_runs
     from mer_ensemble.training.runner import load_status, render_status
 
-    records = load_runs(workdir)
-    if not records:
-        raise StoreError(f"no stored runs in {workdir / 'store'}; run mer-ensemble train-all first")
+    check_workdir(workdir)
+    records = load_runs(workdir, require_runs(workdir))
     typer.echo(render_leaderboard(records))
     notes = render_status(load_status(workdir))
     if notes:

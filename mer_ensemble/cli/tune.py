@@ -9,6 +9,9 @@ import typer
 from mer_ensemble.cli._app import app, friendly_errors
 from mer_ensemble.cli._common import ConfigOpt, SetOpt, WorkdirOpt, open_experiment
 
+#: the first words of a config ``tune --write-config`` wrote (how it recognises one it may replace)
+TUNED_MARK = "# written by mer-ensemble tune"
+
 
 def _read_space(path: Path) -> dict:
     import yaml
@@ -50,13 +53,20 @@ def tune_cli(
     timeout: float | None = typer.Option(None, "--timeout", help="Stop starting trials after this many seconds."),
     seed: int | None = typer.Option(None, "--seed", help="Sampler seed (leave unset when workers share a study)."),
     write_config: Path | None = typer.Option(
-        None, "--write-config", help="Write a copy of the config with a models: entry <id>_tuned (best params)."),
+        None, "--write-config", help="Write a copy of the config with a models: entry <id>_tuned (best params); "
+        "refused inside the workdir's own files or over a file tune did not write, unless --force."),
+    force: bool = typer.Option(False, "--force", help="Write --write-config even where it is refused."),
 ) -> None:
     """Tune one run's hyper-parameters with Optuna against its CV score; several processes may share a study."""
+    from mer_ensemble.outputs import check_output, starts_with
     from mer_ensemble.tune import TuneError, tune_model, tuned_entry, write_tuned_config
 
     exp = open_experiment(config, set_, workdir)
     cfg = exp.config
+    if write_config is not None:  # before any trial: a refused path costs nothing
+        check_output("--write-config", [write_config], workdir=exp.workdir, ours=starts_with(TUNED_MARK),
+                     force=force, what="a config mer-ensemble tune wrote",
+                     data_root=cfg.resolve_path(cfg.data.root))
     result = tune_model(exp, model_id, n_trials=trials, storage=storage, study_name=study,
                         space=_read_space(space) if space else None, pruner=pruner, timeout=timeout, seed=seed)
     typer.echo(f"study {result.study_name} in {result.storage}")
@@ -76,7 +86,7 @@ def tune_cli(
     if write_config:
         spec = next(m for m in cfg.models if m.run_id == model_id)
         entry = tuned_entry(spec, result.best_params)
-        header = (f"# written by mer-ensemble tune {model_id}: study {result.study_name}, best trial "
+        header = (f"{TUNED_MARK} {model_id}: study {result.study_name}, best trial "
                   f"{result.best_trial}, CV {result.best_value:.4f}")
         out = write_tuned_config(cfg, write_config, entry, overrides=set_, header=header)
         typer.echo(f"wrote {out} with models entry {entry['id']}")

@@ -107,7 +107,11 @@ class Dataset:
     str or None; ``fingerprint`` a hash of names, splits, labels and feature content;
     ``candidates`` ``(n,)`` bool or None: rows on an optional candidate name list
     (MER2024's list of names the test set hides among); ``variants[feature]`` noisy
-    variants of a feature (``data.noise_variants``), each a block of the same rows and dim.
+    variants of a feature (``data.noise_variants``), each a block of the same rows and dim;
+    ``raw[kind]`` the raw inputs beside the features (:mod:`mer_ensemble.data.raw`): ``"text"``
+    ``(n,)`` object array of str, ``"audio"`` ``(n,)`` object array of absolute audio file paths,
+    None where a row has none, only the kinds the data has; ``raw_digests[kind]`` a hash of each
+    (it keys the jobs of the runs that read it).
     """
 
     names: np.ndarray
@@ -122,6 +126,10 @@ class Dataset:
     train_splits: tuple[str, ...] = ("train", "dev")
     candidates: np.ndarray | None = None
     variants: dict[str, list[FeatureBlock]] = field(default_factory=dict)
+    raw: dict[str, np.ndarray] = field(default_factory=dict)
+    raw_digests: dict[str, str] = field(default_factory=dict)
+    #: what loading changed, for ``check`` to print (e.g. pool rows dropped without a feature file)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:

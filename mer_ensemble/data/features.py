@@ -14,7 +14,8 @@ The first read validates every file and writes one contiguous array per feature 
 the cache; later reads memory-map it. A cache entry is keyed by the folders and names
 read and records each file's size, mtime, ctime and inode (one ``scandir`` per folder,
 no file contents are read on a hit): a file changed in place, added or removed makes
-the next load read and validate every file again.
+the next load read and validate every file again. The entry's values carry a CRC-32,
+checked on every load: an entry changed in place is read again from the feature files.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,13 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from mer_ensemble.data.dataset import FeatureBlock
-from mer_ensemble.errors import DataError, MerError
-from mer_ensemble.io import read_json, read_npy, writing
+from mer_ensemble.errors import DataError, MerError, MerWarning
+from mer_ensemble.io import read_json, read_npy, temp_tag, writing
 from mer_ensemble.progress import progress_bar
 
-__all__ = ["FeatureFiles", "feature_level_from_name", "find_feature_files", "load_feature"]
+__all__ = ["FeatureFiles", "feature_level_from_name", "find_feature_files", "load_feature", "present_names"]
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 #: cache entries kept per feature besides the one just written (other name sets or folders)
 KEEP_OTHER_ENTRIES = 2
 _SHOW = 3
@@ -93,6 +96,19 @@ def _listing(folder: Path) -> tuple[dict[str, os.DirEntry], dict[str, os.DirEntr
             elif entry.is_dir():
                 dirs[entry.name] = entry
     return files, dirs
+
+
+def present_names(folders: Sequence[Path]) -> set[str] | None:
+    """Every name with a ``<name>.npy`` file or a ``<name>/`` folder in any of ``folders`` (one
+    ``scandir`` each, nothing read); None when none of the folders exists."""
+    existing = [f for f in folders if f.is_dir()]
+    if not existing:
+        return None
+    names: set[str] = set()
+    for folder in existing:
+        files, dirs = _listing(folder)
+        names.update(files, dirs)
+    return names
 
 
 def _stats(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -199,16 +215,53 @@ def _normalise(arr: np.ndarray, level: str | None) -> np.ndarray:
     return arr
 
 
+#: the largest magnitude a feature value may have: features are stored and used as float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _check_values(arr: np.ndarray, path: Path) -> None:
-    if not np.issubdtype(arr.dtype, np.number):
-        raise DataError(f"{path}: dtype {arr.dtype} is not numeric")
+    """Refuse what no feature can be: a dtype that is not a real number, no values, no frames."""
+    if arr.dtype.kind not in "iuf":
+        what = "is not real (features must be real numbers)" if arr.dtype.kind == "c" else "is not numeric"
+        raise DataError(f"{path}: dtype {arr.dtype} {what}; expected float or integer values")
     if arr.ndim == 0 or arr.shape[-1] == 0:
         raise DataError(f"{path}: shape {arr.shape} holds no feature values")
     if arr.ndim == 2 and arr.shape[0] == 0:
         raise DataError(f"{path}: has 0 frames")
-    if not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr)).sum())
-        raise DataError(f"{path}: {bad} NaN/inf value(s); features must be finite")
+
+
+def _check_rank(arr: np.ndarray, raw: np.ndarray, level: str | None, path: Path) -> None:
+    """An utterance-level file holds one vector, a frame-level file a ``(T, D)`` matrix."""
+    allowed = {"utt": (1,), "frame": (2,)}.get(level or "", (1, 2))
+    if arr.ndim not in allowed:
+        expected = {"utt": "(D,) or (1, D) at utterance level", "frame": "(T, D) or (D,) at frame level"}.get(
+            level or "", "(D,) or (T, D)")
+        raise DataError(f"{path}: shape {tuple(raw.shape)}; a feature file holds {expected}")
+
+
+def _bad_values(arr: np.ndarray) -> str | None:
+    """Why ``arr``'s values cannot become finite float32 features (None when they can)."""
+    if arr.dtype.kind != "f":
+        return None
+    finite = np.isfinite(arr)
+    if not finite.all():
+        return f"{int((~finite).sum())} NaN/inf value(s)"
+    if arr.dtype.itemsize > 4:
+        beyond = np.abs(arr) > FLOAT32_MAX
+        if beyond.any():
+            return (f"{int(beyond.sum())} value(s) beyond float32's range ±{FLOAT32_MAX:.3g} "
+                    f"(largest magnitude {float(np.abs(arr).max()):.3g})")
+    return None
+
+
+def _values_error(feature: str, bad: list[tuple[str, str]], n: int) -> DataError:
+    """One error for every file whose values are not finite float32 numbers: the count and the first few."""
+    first, why = bad[0]
+    others = ", ".join(f"{Path(p).name} ({w})" for p, w in bad[1:_SHOW])
+    more = f" (+{len(bad) - _SHOW} more)" if len(bad) > _SHOW else ""
+    listed = f": also {others}{more}" if others else ""
+    return DataError(f"{first}: {why}; {len(bad)} of the {n} files of {feature} hold values that are not finite "
+                     f"float32 numbers{listed}; features must be finite")
 
 
 def _mismatch_error(files: FeatureFiles, sigs: list[tuple], shapes: list[tuple]) -> DataError:
@@ -240,6 +293,7 @@ def _read_folder(files: FeatureFiles) -> tuple[np.ndarray, np.ndarray | None]:
     shapes: list[tuple] = []
     values: np.ndarray | None = None  # utterance level: filled in place, (n, D)
     items: list[np.ndarray] = []  # frame level or level not declared: one array per name
+    bad: list[tuple[str, str]] = []  # files whose values are not finite float32 numbers
     with progress_bar(n, f"reading {feature}", enabled=None if n > 2000 else False) as advance:
         for i, item in enumerate(files.paths):
             path, frame_files = Path(item), files.frames[i]
@@ -247,16 +301,22 @@ def _read_folder(files: FeatureFiles) -> tuple[np.ndarray, np.ndarray | None]:
             level = "frame" if frame_files is not None else declared
             arr = _normalise(raw, level)
             _check_values(arr, path)
+            _check_rank(arr, raw, level, path)
+            why = _bad_values(arr)
+            if why is not None:
+                bad.append((str(path), why))
             shapes.append(tuple(int(s) for s in raw.shape))
             if declared == "utt":
                 sigs.append(_signature(arr, "utt"))
                 if values is None:
                     values = np.empty((n, arr.shape[-1]), dtype=np.float32)
-                if arr.shape == values.shape[1:]:
+                if arr.shape == values.shape[1:] and why is None:
                     values[i] = arr
             else:
                 items.append(arr)
             advance(1)
+    if bad:
+        raise _values_error(feature, bad, n)
     if declared == "utt":
         if len(set(sigs)) > 1:
             raise _mismatch_error(files, sigs, shapes)
@@ -303,9 +363,24 @@ def _read_entry(entry: Path, stats: str) -> tuple[str, np.ndarray, np.ndarray | 
         offsets = read_npy(entry / "offsets.npy", DataError) if meta["level"] == "frame" else None
         if values.ndim != 2 or (offsets is not None and offsets[-1] != len(values)):
             return None
+        if checksum(values, offsets) != meta["checksum"]:
+            warnings.warn(MerWarning(f"{entry / 'values.npy'}: the cached values of {meta['feature']} no longer "
+                                     "match their checksum (changed since written); read again from the feature "
+                                     "files"), stacklevel=2)
+            return None
         return meta["level"], values, offsets, meta["content_hash"]
     except (MerError, KeyError, TypeError, AttributeError, IndexError):
         return None
+
+
+def checksum(values: np.ndarray, offsets: np.ndarray | None) -> int:
+    """CRC-32 of a cache entry's bytes (values, then frame offsets): recorded when the entry is
+    written, checked on every load (a few GB/s), so values changed in place, a constant file or a
+    link to other data are read again from the feature files instead of reaching a model."""
+    crc = zlib.crc32(np.ascontiguousarray(values).view(np.uint8).reshape(-1).data)
+    if offsets is not None:
+        crc = zlib.crc32(np.ascontiguousarray(offsets).tobytes(), crc)
+    return crc
 
 
 def load_feature(
@@ -346,6 +421,7 @@ def load_feature(
             "dim": int(values.shape[1]),
             "n": len(names),
             "content_hash": digest,
+            "checksum": checksum(values, offsets),
             "stats": files.stats,
             "folders": [str(f.resolve()) for f in files.folders],
         }
@@ -362,7 +438,7 @@ def _write_cache(entry: Path, values: np.ndarray, offsets: np.ndarray | None, me
 
 def _swap_in(entry: Path, values: np.ndarray, offsets: np.ndarray | None, meta: dict) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=entry.name + ".tmp-", dir=entry.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{entry.name}.tmp.{temp_tag()}.", dir=entry.parent))
     old: Path | None = None
     try:
         np.save(tmp / "values.npy", values)
@@ -370,7 +446,7 @@ def _swap_in(entry: Path, values: np.ndarray, offsets: np.ndarray | None, meta: 
             np.save(tmp / "offsets.npy", offsets)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         if entry.exists():
-            old = Path(tempfile.mkdtemp(prefix=entry.name + ".old-", dir=entry.parent))
+            old = Path(tempfile.mkdtemp(prefix=f"{entry.name}.old.{temp_tag()}.", dir=entry.parent))
             os.replace(entry, old / "entry")
         try:
             os.replace(tmp, entry)

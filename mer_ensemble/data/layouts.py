@@ -2,8 +2,10 @@
 
 Every reader returns a :class:`pandas.DataFrame` with columns ``name``,
 ``split`` (train / dev / unlabeled / test), one string column per target
-(``None`` where unknown) and, when asked, a ``group`` column. Features are read
-separately (:mod:`mer_ensemble.data.features`).
+(``None`` where unknown), when asked a ``group`` column, and the rows' text in a
+``raw:text`` column where the lists carry one (the generic layout's text column, MEIJU's
+``sentence``). Features are read separately (:mod:`mer_ensemble.data.features`); a
+transcript CSV beside the lists is read by :func:`read_text_file`.
 
 Names are checked where they are read (:func:`mer_ensemble.names.check_name`: no path
 separator, ``..`` or control character; the error names the file and line), a media
@@ -13,15 +15,18 @@ byte-order mark at the start of a list is dropped.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from mer_ensemble.data.raw import RAW_TEXT, TEXT_COLUMNS
 from mer_ensemble.errors import DataError
 from mer_ensemble.names import check_name, strip_extension
 
-__all__ = ["MEIJU_LISTS", "read_generic", "read_layout", "read_meiju", "read_mer2024"]
+__all__ = ["MEIJU_LISTS", "read_generic", "read_layout", "read_meiju", "read_mer2024", "read_text_file"]
 
 _SPLITS = {"train", "dev", "unlabeled", "test"}
 _SPLIT_ALIASES = {"valid": "dev", "validation": "dev", "val": "dev", "unlabelled": "unlabeled", "pool": "unlabeled"}
@@ -33,20 +38,70 @@ def _clean_names(values: Sequence[str], path: Path, lines: Sequence[int]) -> lis
             for v, line in zip(values, lines, strict=True)]
 
 
-def _load_csv(path: Path) -> pd.DataFrame:
-    """A CSV as strings (blank cells ""), with one-line errors; a UTF-8 BOM is dropped."""
+#: columns whose cells may hold a line break (free text such as MEIJU's transcriptions)
+_TEXT_COLUMNS = {"transcription", *TEXT_COLUMNS}
+
+
+def _quote_problem(path: Path) -> str | None:
+    """Where a quoted field swallows line breaks (an unbalanced ``"``): ``"line N: ..."``, or None."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    reader = csv.reader(io.StringIO(text), strict=True)
+    end = 0
+    try:
+        for _ in reader:
+            start, end = end + 1, reader.line_num
+            if end > start:
+                return (f"line {start}: a quoted field runs on to line {end} (an unbalanced \" on line {start}?); "
+                        "each row must sit on one line")
+    except csv.Error as exc:
+        if "end of data" in str(exc):
+            return f"line {end + 1}: a quote \" opened there is never closed"
+        if reader.line_num <= end + 1:
+            return f"line {end + 1}: malformed quoting ({exc})"
+        return (f"line {end + 1}: a quote \" opened there closes on line {reader.line_num} and is followed by "
+                f"more text ({exc}); an unbalanced quote?")
+    return None
+
+
+def _load_csv(path: Path, free_text: Sequence[str] = ()) -> pd.DataFrame:
+    """A CSV as strings (blank cells ""), with one-line errors; a UTF-8 BOM is dropped. A line
+    break inside a quoted cell (an unbalanced quote, which shifts every later column) is refused,
+    naming the line, except in free-text columns such as ``sentence`` (and those in ``free_text``)."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        where = _quote_problem(path) if isinstance(exc, pd.errors.ParserError) else None
+        if where is not None:
+            raise DataError(f"{path}, {where}") from None
         raise DataError(f"{path}: cannot be read as CSV ({str(exc).splitlines()[0]})") from None
     df.columns = [str(c).strip() for c in df.columns]
+    free = _TEXT_COLUMNS | {c.lower() for c in free_text}
+    checked = [c for c in df.columns if c.lower() not in free]
+    if any(df[c].str.contains("[\r\n]", regex=True).any() for c in checked):
+        raise DataError(f"{path}, {_quote_problem(path) or 'a cell holds a line break'}")
     return df
+
+
+def _headerless(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A CSV whose first line is already a row (``<name>.mp4,<sentence>``, as some transcription
+    files come) read again without a header: columns ``name``, ``sentence``, then ``column<i>``."""
+    first = str(df.columns[0]).strip() if len(df.columns) else ""
+    if "name" in df.columns or not first or strip_extension(first) == first:
+        return df
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", header=None)
+    raw.columns = ["name", "sentence", *[f"column{i}" for i in range(2, raw.shape[1])]][: raw.shape[1]]
+    return raw
 
 
 def _read_csv(path: Path, required: Sequence[str], what: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{what} file {path} not found")
     df = _load_csv(path)
+    if required == ["name"]:  # a name list may come without a header line
+        df = _headerless(df, path)
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
@@ -169,10 +224,13 @@ def _table(
     group_by: str | None,
     source: Path,
     labelled: bool = True,
+    text: str | None = None,
 ) -> pd.DataFrame:
     out = pd.DataFrame({"name": df["name"].astype(str), "split": split})
     for t in targets:
         out[t] = _blank_to_none(df[t]).values if (labelled and t in df.columns) else None
+    if text is not None:
+        out[RAW_TEXT] = _blank_to_none(df[text]).values
     if group_by:
         if group_by in df.columns:
             out["group"] = df[group_by].astype(str).values
@@ -201,14 +259,20 @@ def _meiju_txt(path: Path, split: str, targets: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "split", *targets])
 
 
-def _meiju_list(path: Path, split: str, targets: Sequence[str]) -> pd.DataFrame:
-    """Any MEIJU list, by its suffix: a CSV (FileName or name column, optional sentence,
-    emotion, intent) or a text list (:func:`_meiju_txt`)."""
+def _meiju_list(path: Path, split: str, targets: Sequence[str], text_column: str | None = None) -> pd.DataFrame:
+    """Any MEIJU list, by its suffix: a CSV (FileName or name column, optional sentence (or
+    ``text_column``, the rows' text), emotion, intent) or a text list (:func:`_meiju_txt`)."""
     if path.suffix.lower() != ".csv":
         return _meiju_txt(path, split, targets)
     labelled = split in ("train", "dev")
     df = _read_csv_any_name(path, targets if labelled else (), split)
-    return _table(df, split, targets, None, path, labelled=labelled)
+    return _table(df, split, targets, None, path, labelled=labelled, text=_column(df, text_column or "sentence"))
+
+
+def _column(df: pd.DataFrame, wanted: str) -> str | None:
+    """The column of ``df`` named ``wanted``, matched case-insensitively (None when absent)."""
+    lower = {str(c).lower(): c for c in df.columns}
+    return wanted if wanted in df.columns else lower.get(wanted.lower())
 
 
 #: where the meiju layout looks for each list, in order, relative to ``data.root``
@@ -235,6 +299,7 @@ def read_meiju(
     label_file: str | None = None,
     test_file: str | None = None,
     pool_file: str | None = None,
+    text_column: str | None = None,
 ) -> pd.DataFrame:
     """MEIJU@2025, each list a text file (lines ``<file.ext> <emotion> <intent>``; test and
     pool lines carry only the file) or a CSV (``FileName`` or ``name`` holding ``<name>.mp4``,
@@ -243,19 +308,20 @@ def read_meiju(
     ``label_file`` / ``test_file`` / ``pool_file`` (relative to ``root``) override the lists
     found by name (:data:`MEIJU_LISTS`, also under ``Annotation/``); the validation list is
     read when present. Without a pool list the pool is empty (``check`` says so). Pool names
-    that another list holds stay in that list only.
+    that another list holds stay in that list only. The CSV lists' ``sentence`` column (or
+    ``text_column``) is the rows' text.
     """
     frames = []
     train_path = _list_path(root, label_file, _meiju_defaults("train"), "train", "meiju")
-    frames.append(_meiju_list(train_path, "train", targets))
+    frames.append(_meiju_list(train_path, "train", targets, text_column))
     dev_path = _list_path(root, None, _meiju_defaults("dev"), "dev", "meiju", required=False)
     if dev_path is not None and dev_path != train_path:
-        frames.append(_meiju_list(dev_path, "dev", targets))
+        frames.append(_meiju_list(dev_path, "dev", targets, text_column))
     test_path = _list_path(root, test_file, _meiju_defaults("test"), "test", "meiju")
-    frames.append(_meiju_list(test_path, "test", targets))
+    frames.append(_meiju_list(test_path, "test", targets, text_column))
     pool_path = _list_path(root, pool_file, _meiju_defaults("unlabeled"), "unlabeled", "meiju", required=False)
     if pool_path is not None:
-        pool = _meiju_list(pool_path, "unlabeled", targets)
+        pool = _meiju_list(pool_path, "unlabeled", targets, text_column)
         listed = set(pd.concat(frames)["name"])
         frames.append(pool[~pool["name"].isin(listed)])
     return pd.concat(frames, ignore_index=True)
@@ -264,11 +330,15 @@ def read_meiju(
 _NAME_COLUMNS = ("FileName", "filename", "file_name", "file", "name")
 
 
-def _read_csv_any_name(path: Path, targets: Sequence[str], split: str = "train") -> pd.DataFrame:
+def _read_csv_any_name(path: Path, targets: Sequence[str], split: str = "train",
+                       free_text: Sequence[str] = ()) -> pd.DataFrame:
     """A CSV whose names sit in ``FileName`` (or another of :data:`_NAME_COLUMNS`, any case),
     extension stripped once; target columns matched case-insensitively."""
-    df = _load_csv(path)
+    df = _load_csv(path, free_text)
     lower = {c.lower(): c for c in df.columns}
+    if not any(c.lower() in lower for c in _NAME_COLUMNS):
+        df = _headerless(df, path)
+        lower = {c.lower(): c for c in df.columns}
     column = next((lower[c.lower()] for c in _NAME_COLUMNS if c.lower() in lower), None)
     if column is None:
         raise DataError(f"{path}: missing a name column (FileName or name); found {list(df.columns)}")
@@ -288,10 +358,15 @@ def read_generic(
     targets: Sequence[str],
     label_file: str | None = None,
     group_by: str | None = None,
+    text_column: str | None = None,
 ) -> pd.DataFrame:
-    """Generic: ``labels.csv`` with ``name``, ``split`` and one column per target (blank = unknown)."""
+    """Generic: ``labels.csv`` with ``name``, ``split``, one column per target (blank = unknown)
+    and optionally the rows' text (``text_column``, default ``text`` when the file has it)."""
     path = root / (label_file or "labels.csv")
     df = _read_csv(path, ["name", "split", *targets], "label")
+    if text_column and text_column not in df.columns:
+        raise DataError(f"{path}: data.text_column {text_column!r} not found; found {list(df.columns)}")
+    text = text_column or ("text" if "text" in df.columns else None)
     split = df["split"].str.strip().str.lower().replace(_SPLIT_ALIASES)
     bad = sorted(set(split) - _SPLITS)
     if bad:
@@ -301,6 +376,8 @@ def read_generic(
     for t in targets:
         out[t] = _blank_to_none(df[t]).values
     out.loc[out["split"].isin(["test", "unlabeled"]), list(targets)] = None
+    if text is not None:
+        out[RAW_TEXT] = _blank_to_none(df[text]).values
     if group_by:
         if group_by not in df.columns:
             raise DataError(f"{path}: data.group_by column {group_by!r} not found; found {list(df.columns)}")
@@ -312,18 +389,20 @@ def read_layout(layout: str, root: Path, *, targets: Sequence[str], **kwargs) ->
     """Dispatch to the reader of ``layout`` and check names are unique."""
     if not root.is_dir():
         raise DataError(f"data.root {root} is not a folder")
+    text_column = kwargs.pop("text_column", None)
     if layout == "mer2024":
         table = read_mer2024(root, targets=targets, **kwargs)
     elif layout == "meiju":
         table = read_meiju(
             root, targets=targets, label_file=kwargs.get("label_file"), test_file=kwargs.get("test_file"),
-            pool_file=kwargs.get("pool_file"),
+            pool_file=kwargs.get("pool_file"), text_column=text_column,
         )
         if kwargs.get("group_by"):
             raise DataError("data.group_by is not supported by the meiju layout (it has no group column)")
     elif layout == "generic":
         table = read_generic(
-            root, targets=targets, label_file=kwargs.get("label_file"), group_by=kwargs.get("group_by")
+            root, targets=targets, label_file=kwargs.get("label_file"), group_by=kwargs.get("group_by"),
+            text_column=text_column,
         )
     else:
         raise DataError(f"data.layout: unknown layout {layout!r}; expected mer2024, meiju or generic")
@@ -338,3 +417,23 @@ def read_layout(layout: str, root: Path, *, targets: Sequence[str], **kwargs) ->
     if (table["name"] == "").any():
         raise DataError(f"{root}: a row has an empty name")
     return table
+
+
+def read_text_file(paths: Sequence[Path], column: str | None = None) -> dict[str, str | None]:
+    """Name -> text from transcript CSVs (``data.text_file``): a name column (``FileName`` or
+    ``name``, one media extension stripped) and the text in ``column`` or else the first of
+    :data:`~mer_ensemble.data.raw.TEXT_COLUMNS` present (``text``, ``sentence``, ``english``,
+    ``chinese``; any case). The first row of a name wins."""
+    texts: dict[str, str | None] = {}
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"data.text_file: {path} not found; expected a CSV with a name column and a text column")
+        df = _read_csv_any_name(path, (), free_text=[column] if column else ())
+        wanted_columns = [column] if column else list(TEXT_COLUMNS)
+        found = next((c for c in (_column(df, n) for n in wanted_columns) if c is not None), None)
+        if found is None:
+            wanted = repr(column) if column else f"any of {list(TEXT_COLUMNS)}"
+            raise DataError(f"{path}: no text column {wanted} (data.text_column); found {list(df.columns)}")
+        for name, text in zip(df["name"], _blank_to_none(df[found]), strict=True):
+            texts.setdefault(name, text)
+    return texts

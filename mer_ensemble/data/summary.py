@@ -6,6 +6,7 @@ import numpy as np
 
 from mer_ensemble.data.dataset import SPLITS, Dataset
 from mer_ensemble.data.folds import Folds
+from mer_ensemble.data.raw import describe_missing
 
 __all__ = ["dataset_problems", "summarise"]
 
@@ -63,6 +64,8 @@ def summarise(ds: Dataset, folds: Folds | None = None) -> str:
                     f"feature {name} ({modality}): frame level, D={b.dim}, frames min {lens.min()} "
                     f"median {int(np.median(lens))} max {lens.max()}"
                 )
+    for kind, values in ds.raw.items():
+        lines.append(describe_missing(kind, values, ds.names) or f"raw {kind}: every row ({len(values)}) has it")
     if ds.groups is not None:
         lines.append(f"groups: {len(set(ds.groups[rows]))} in the labelled rows")
     if ds.candidates is not None:

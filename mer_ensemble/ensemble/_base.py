@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from mer_ensemble.ensemble._scoring import ScoreFn, resolve_score_fn
 from mer_ensemble.errors import BlendError
 from mer_ensemble.metrics import weighted_f1
+from mer_ensemble.probas import normalize_rows
 
 __all__ = [
     "Blender",
@@ -26,11 +28,8 @@ __all__ = [
     "WeightedBlender",
     "as_probas",
     "check_fit_inputs",
-    "normalise_rows",
 ]
 
-#: ``score_fn(y_true (n,), y_pred (n,)) -> float``, higher is better
-ScoreFn = Callable[[np.ndarray, np.ndarray], float]
 #: a ``(R, n, C)`` array, or a sequence of ``R`` arrays of shape ``(n, C)``
 ProbasLike = np.ndarray | Sequence[np.ndarray]
 
@@ -42,10 +41,14 @@ class FitContext:
     ``storage``: an Optuna storage URL, path or object for blenders that run a study
     (None: in memory); ``study_name``: the study to create or resume there. The blend
     layer passes one for the final fit of each method; nested fits run in memory.
+    ``repeatable``: a stored study is topped up to the blender's trial count instead of
+    growing by it, and only its first trials count, so fitting again on the same data
+    gives the same result (the blend layer sets it: two blends of one store are identical).
     """
 
     storage: Any = None
     study_name: str | None = None
+    repeatable: bool = False
 
 
 def as_probas(probas: ProbasLike, *, what: str = "probas") -> np.ndarray:
@@ -108,13 +111,6 @@ def check_fit_inputs(
     return stacked, y.astype(np.int64, copy=False), folds
 
 
-def normalise_rows(proba: np.ndarray) -> np.ndarray:
-    """Scale each row of ``(m, C)`` to sum to 1 (all-zero rows become uniform)."""
-    total = proba.sum(axis=1, keepdims=True)
-    uniform = np.full_like(proba, 1.0 / proba.shape[1])
-    return np.divide(proba, total, out=uniform, where=total > 0)
-
-
 class Blender(ABC):
     """Combines ``R`` runs' class probabilities for one target into one ``(m, C)`` prediction.
 
@@ -143,8 +139,6 @@ class Blender(ABC):
         remembers ``R`` and ``C`` for :meth:`predict_proba`, then calls the method's
         :meth:`_fit`. Returns ``self``.
         """
-        from mer_ensemble.ensemble._scoring import resolve_score_fn
-
         stacked, y, folds = check_fit_inputs(probas, y, folds)
         self._remember_shape(stacked)
         self._fit(stacked, y, folds=folds, score_fn=resolve_score_fn(score_fn), context=context or FitContext())
@@ -163,7 +157,7 @@ class Blender(ABC):
     def predict_proba(self, probas: ProbasLike) -> np.ndarray:
         """Blended class probabilities ``(m, C)``, rows summing to 1, for ``probas`` ``(R, m, C)``."""
         stacked = self._check_predict(probas)
-        return normalise_rows(self._blend(stacked))
+        return normalize_rows(self._blend(stacked))
 
     def predict(self, probas: ProbasLike) -> np.ndarray:
         """Blended class indices ``(m,)``."""

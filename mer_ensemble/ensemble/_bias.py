@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from mer_ensemble.ensemble._base import Blender, FitContext, ScoreFn, normalise_rows
+from mer_ensemble.ensemble._base import Blender, FitContext, ScoreFn
 from mer_ensemble.ensemble._scoring import batch_scorer
 from mer_ensemble.errors import BlendError
 from mer_ensemble.metrics import weighted_f1
+from mer_ensemble.probas import normalize_rows
 
 __all__ = ["ClassBias", "apply_class_bias", "tune_class_bias"]
 
@@ -31,7 +32,7 @@ def apply_class_bias(proba: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """``softmax(log proba + bias)``: ``proba`` ``(m, C)``, ``bias`` ``(C,)`` → ``(m, C)`` rows summing to 1."""
     logits = _log(proba) + np.asarray(bias)[None, :]
     logits -= logits.max(axis=1, keepdims=True)
-    return normalise_rows(np.exp(logits))
+    return normalize_rows(np.exp(logits))
 
 
 def _labels_with_class_offset(logits: np.ndarray, cls: int, offsets: np.ndarray) -> np.ndarray:

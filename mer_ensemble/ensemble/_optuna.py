@@ -64,7 +64,9 @@ class OptunaWeightsBlender(WeightedBlender):
 
     Parameters
     ----------
-    n_trials: trials to run in this ``fit`` (added to any trials already stored).
+    n_trials: trials to run in this ``fit`` (added to any trials already stored; with a
+        ``repeatable`` fit context the stored study is topped up to ``n_trials`` and only its
+        first ``n_trials`` trials count, so a second fit on the same data gives the same weights).
     seed: seed of the sampler (offset by the number of stored trials when resuming,
         so a resumed random search does not repeat itself).
     storage: ``None`` (in memory, unless the fit's ``context`` names a storage); an Optuna
@@ -107,6 +109,10 @@ class OptunaWeightsBlender(WeightedBlender):
         complete = (optuna.trial.TrialState.COMPLETE,)
         stored = self._open_stored(optuna, probas, y, context)
         history = [] if stored is None else stored.get_trials(deepcopy=False, states=complete)
+        n_run = int(self.n_trials)
+        if context.repeatable and history:  # top the study up to n_trials; only its first n_trials count
+            history = sorted(history, key=lambda t: t.number)[: int(self.n_trials)]
+            n_run = int(self.n_trials) - len(history)
         seed = None if self.seed is None else int(self.seed) + len(history)
         study = optuna.create_study(direction="maximize", sampler=_make_sampler(self.sampler, seed))
         if history:
@@ -114,14 +120,15 @@ class OptunaWeightsBlender(WeightedBlender):
         else:
             study.enqueue_trial({f"w{r}": 1.0 for r in range(n_runs)})
         try:
-            study.optimize(_objective(probas, y, score_fn), n_trials=int(self.n_trials), gc_after_trial=False)
+            study.optimize(_objective(probas, y, score_fn), n_trials=n_run, gc_after_trial=False)
         finally:
             new = study.get_trials(deepcopy=False, states=complete)[len(history) :]
             if stored is not None and new:
                 stored.add_trials(new)
         if not history and not new:
             raise BlendError(f"optuna: study {self.study_name_!r} has no completed trial; use n_trials > 0")
-        best = study.best_trial
+        # the first of the best (trials in the order they were run): the same trials give the same weights
+        best = max([*history, *new], key=lambda t: float(t.value)) if context.repeatable else study.best_trial
         self.weights_ = _simplex([best.params[f"w{r}"] for r in range(n_runs)])
         self.best_score_ = float(best.value)
         self.n_trials_ = len(history) + len(new)

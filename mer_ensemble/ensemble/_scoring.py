@@ -12,10 +12,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mer_ensemble.ensemble._base import ScoreFn
 from mer_ensemble.metrics import accuracy, get_metric, macro_f1, micro_f1, weighted_f1
 
-__all__ = ["BatchScoreFn", "batch_scorer", "resolve_score_fn"]
+__all__ = ["BatchScoreFn", "ScoreFn", "batch_scorer", "resolve_score_fn"]
+
+#: ``score_fn(y_true (n,), y_pred (n,)) -> float``, higher is better
+ScoreFn = Callable[[np.ndarray, np.ndarray], float]
 
 #: ``batch(y (n,), preds (K, n)) -> (K,)``
 BatchScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]

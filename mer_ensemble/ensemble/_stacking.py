@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from mer_ensemble.ensemble._base import Blender, FitContext, ScoreFn, normalise_rows
+from mer_ensemble.ensemble._base import Blender, FitContext, ScoreFn
 from mer_ensemble.ensemble._registry import register_blender
 from mer_ensemble.errors import BlendError
+from mer_ensemble.probas import normalize_rows
 
 __all__ = ["StackingBlender", "meta_features"]
 
@@ -109,7 +110,7 @@ class StackingBlender(Blender):
             for fold in fold_ids:
                 held = folds == fold
                 oof[held] = self._fit_meta(X[~held], y[~held], n_classes, C)(X[held])
-            oof = normalise_rows(oof)
+            oof = normalize_rows(oof)
             score = float(score_fn(y, oof.argmax(axis=1)))
             if best is None or score > best[0] + 1e-12:
                 best = (score, C, oof)

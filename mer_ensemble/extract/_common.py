@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -53,32 +53,75 @@ class Item:
     source: str
 
 
+def _option(default: Any, *flags: str, help: str, cli_type: Any = None) -> Any:
+    """A field of :class:`ExtractOptions` with its command-line flags and help (the ``extract``
+    command is built from these; ``cli_type``: the type on the command line when it differs)."""
+    return field(default=default, metadata={"flags": flags, "help": help, "cli_type": cli_type})
+
+
 @dataclass(frozen=True)
 class ExtractOptions:
     """How to extract; ``None`` means "the modality's (or checkpoint's) default".
 
-    ``layers``: indices into the model's hidden states (``0`` = embeddings, ``-1`` = last layer),
-    summed. ``pooling``: how frames become one utterance vector for ``level == "utt"``.
+    The one definition of the extraction options: ``mer-ensemble extract`` takes one flag per
+    field (its metadata), :func:`~mer_ensemble.extract.extract_features` takes an instance (or the
+    fields by name). ``level``: ``utt`` / ``frame``, None: from the output folder's ``-UTT`` /
+    ``-FRA`` suffix. ``layers``: indices into the model's hidden states (``0`` = embeddings,
+    ``-1`` = last layer), summed; also given as text (``"last4"``, ``"-4,-3,-2,-1"``).
+    ``pooling``: how frames become one utterance vector for ``level == "utt"``.
+    ``text_replace``: ``(old, new)`` pairs, also given as ``"OLD=NEW"`` texts.
     """
 
-    level: str = "utt"
-    layers: tuple[int, ...] | None = None
-    pooling: str | None = None
-    normalize: bool | None = None
-    batch_size: int = 16
-    device: str = "auto"
-    fp16: bool | None = None
-    chunk_seconds: float = 30.0
-    max_tokens: int | None = None
-    name_column: str = "name"
-    text_column: str = "text"
-    text_replace: tuple[tuple[str, str], ...] = ()
-    trust_remote_code: bool = False
+    level: str | None = _option(None, "--level", help="utt or frame (default: from the -UTT/-FRA suffix).")
+    layers: tuple[int, ...] | None = _option(
+        None, "--layers", cli_type=str | None,
+        help="Hidden states to sum: last, last4 or -4,-3,-2,-1 (default: last4; see docs/extract.md).")
+    pooling: str | None = _option(None, "--pooling", help="Text -UTT pooling: mean, cls or last (default: mean).")
+    normalize: bool | None = _option(None, "--normalize/--no-normalize",
+                                     help="L2-normalise each stored vector (default: off).")
+    batch_size: int = _option(16, "--batch-size", "-b", help="Items (audio chunks, texts, frames) per forward.")
+    device: str = _option("auto", "--device", help="auto, cpu, cuda or cuda:<index>.")
+    fp16: bool | None = _option(None, "--fp16/--no-fp16", help="Half precision (default: on with CUDA).")
+    chunk_seconds: float = _option(30.0, "--chunk-seconds", help="Audio longer than this is cut into chunks.")
+    max_tokens: int | None = _option(None, "--max-tokens", help="Text token limit (default: the model's, ≤ 512).")
+    name_column: str = _option("name", "--name-column", help="CSV column with the item names (text).")
+    text_column: str = _option("text", "--text-column", help="CSV column with the texts (text).")
+    text_replace: tuple[tuple[str, str], ...] = _option(
+        (), "--text-replace", cli_type=list[str] | None,
+        help="OLD=NEW applied to every text before tokenizing (repeatable).")
+    trust_remote_code: bool = _option(False, "--trust-remote-code", help="Allow the checkpoint's own code.")
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "layers", parse_layers(self.layers))
+        set_(self, "pooling", self.pooling.strip().lower() if self.pooling else None)
+        set_(self, "text_replace", tuple(_replace_pair(pair) for pair in self.text_replace))
+
+    @classmethod
+    def build(cls, options: ExtractOptions | None = None, **settings: Any) -> ExtractOptions:
+        """``options`` (default: all defaults) with the fields named in ``settings`` replaced;
+        :class:`ExtractError` naming an unknown field."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise ExtractError(f"unknown extract option(s) {unknown}; expected some of {known}")
+        return replace(options or cls(), **settings)
 
     def with_defaults(self, **defaults: Any) -> ExtractOptions:
         """A copy where each option still ``None`` takes the value given in ``defaults``."""
         filled = {key: value for key, value in defaults.items() if getattr(self, key) is None}
         return replace(self, **filled)
+
+
+def _replace_pair(pair: str | Sequence[str]) -> tuple[str, str]:
+    """``"OLD=NEW"`` -> ``("OLD", "NEW")`` (split at the first ``=``); a pair stays a pair."""
+    if not isinstance(pair, str):
+        old, new = pair
+        return str(old), str(new)
+    old, sep, new = pair.partition("=")
+    if not sep or not old:
+        raise ExtractError(f'--text-replace {pair!r} must look like OLD=NEW, e.g. --text-replace "’=\'"')
+    return old, new
 
 
 def parse_layers(spec: str | Sequence[int] | None) -> tuple[int, ...] | None:

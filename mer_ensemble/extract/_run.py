@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,6 @@ from mer_ensemble.extract._common import (
     Item,
     ItemFailure,
     level_from_out,
-    parse_layers,
     pool_frames,
 )
 from mer_ensemble.extract._store import (
@@ -44,6 +43,7 @@ from mer_ensemble.extract._store import (
     write_errors,
     write_manifest,
 )
+from mer_ensemble.extract.opensmile import is_opensmile, opensmile_head
 from mer_ensemble.names import name_problem
 from mer_ensemble.progress import progress_bar
 
@@ -90,78 +90,52 @@ def extract_features(
     model: str | Path,
     inputs: str | Path,
     out: str | Path,
+    options: ExtractOptions | None = None,
     *,
-    level: str | None = None,
-    layers: str | Sequence[int] | None = None,
-    pooling: str | None = None,
-    normalize: bool | None = None,
-    batch_size: int = 16,
-    device: str = "auto",
-    fp16: bool | None = None,
-    chunk_seconds: float = 30.0,
-    max_tokens: int | None = None,
-    name_column: str = "name",
-    text_column: str = "text",
-    text_replace: Sequence[tuple[str, str]] = (),
-    trust_remote_code: bool = False,
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    names: Sequence[str] | None = None,
+    **settings: Any,
 ) -> ExtractReport:
-    """Extract one feature folder ``out`` from a local checkpoint ``model``.
+    """Extract one feature folder ``out`` from a local checkpoint ``model`` (or ``opensmile:<feature set>``).
 
     ``inputs``: a folder of audio files (audio), a CSV with ``name_column``/``text_column`` (text)
     or a folder with one sub-folder of frames per name (vision). Writes ``out/<name>.npy``
     float32, ``(D,)`` for ``level == "utt"`` and ``(T, D)`` for ``level == "frame"`` (``level``
     defaults to the folder suffix ``-UTT``/``-FRA``), plus ``manifest.json`` and, when some item
     failed, ``errors.csv``. Existing outputs are skipped unless ``overwrite``.
-    ``None`` options take the modality's defaults (see ``docs/extract.md``).
+    ``options`` (:class:`~mer_ensemble.extract.ExtractOptions`) say how; ``settings`` replace
+    its fields by name (``batch_size=32``, ``layers="last"``). ``None`` options take the
+    modality's defaults (see ``docs/extract.md``). ``names``: extract only these items of
+    ``inputs`` (the others are ignored, not failures).
     """
     started = time.perf_counter()
     modality = _check_modality_name(modality)
     out = Path(out)
-    checkpoint = require_checkpoint(model)
-    config = load_config(checkpoint, trust_remote_code)
-    check_modality(config, modality, checkpoint)
-    options = ExtractOptions(
-        level=level_from_out(out, level),
-        layers=parse_layers(layers),
-        pooling=pooling.strip().lower() if pooling else None,
-        normalize=normalize,
-        batch_size=batch_size,
-        device=device,
-        fp16=fp16,
-        chunk_seconds=chunk_seconds,
-        max_tokens=max_tokens,
-        name_column=name_column,
-        text_column=text_column,
-        text_replace=tuple((str(a), str(b)) for a, b in text_replace),
-        trust_remote_code=trust_remote_code,
-    )
-    if normalize and options.level == "frame":
-        raise ExtractError("--normalize applies to -UTT vectors; -FRA frames are stored as the model gives them")
-    options, defaults_from = _with_defaults(modality, checkpoint, options)
-    _validate(modality, options)
+    source = _resolve_source(modality, model, out, ExtractOptions.build(options, **settings))
+    options = source.options
     listed = _list_items(modality, inputs, options)
+    if names is not None:
+        keep = set(names)
+        listed = [item for item in listed if item.name in keep]
     items, failures = _valid_items(listed)
 
-    head = _manifest_head(modality, checkpoint, config, options, inputs, defaults_from)
+    head = _manifest_head(modality, source.identity, options, inputs, source.defaults_from)
     previous = None if overwrite else read_manifest(out)
     check_manifest(out, previous, head)
     todo = items if overwrite else [item for item in items if not (out / f"{item.name}.npy").exists()]
 
-    manifest = {**head, **{k: v for k, v in (previous or {}).items() if k in ("device", "dtype", "dim", "extractor")}}
-    n_written = 0
-    if todo:
-        target, dtype = resolve_device(options.device, options.fp16)
-        extractor = _build(modality, checkpoint, options, target, dtype)
-        manifest.update(device=str(target), dtype=str(dtype).replace("torch.", ""))
-        out.mkdir(parents=True, exist_ok=True)
-        write_manifest(out, {**manifest, "complete": False})
+    kept = ("device", "dtype", "dim", "extractor", "filled_with_zeros")
+    manifest = {**head, **{k: v for k, v in (previous or {}).items() if k in kept}}
+
+    def started_on(target: Any) -> None:
         if log:
             log(f"extracting {len(todo)} {modality} items on {target}; {len(items) - len(todo)} already done")
-        n_written, dim, new_failures = _extract_items(extractor, todo, out, options, progress)
-        manifest.update(dim=dim or manifest.get("dim"), extractor=extractor.describe())
+
+    n_written = 0
+    if todo:
+        n_written, new_failures = _extract_todo(source, todo, out, manifest, progress, started_on)
         failures.extend(new_failures)
     counts = {"items": len(listed), "written": n_written, "skipped": len(items) - len(todo), "failed": len(failures)}
     report = ExtractReport(
@@ -172,10 +146,72 @@ def extract_features(
         n_written=n_written,
         n_skipped=counts["skipped"],
         failures=failures,
-        defaults_from=defaults_from,
+        defaults_from=source.defaults_from,
         settings=head["settings"],
     )
     return _finish(report, manifest, counts, items, started)
+
+
+@dataclass
+class _Source:
+    """Where the features come from: ``identity`` (the manifest's ``checkpoint`` entry, compared on
+    resume), the checked ``options`` with every default filled in, where the defaults came from, and
+    ``build()`` -> ``(extractor, device, dtype)``, called only when there is work."""
+
+    identity: dict[str, Any]
+    options: ExtractOptions
+    defaults_from: str
+    build: Callable[[], tuple[Extractor, str, str]]
+
+
+def _resolve_source(modality: str, model: str | Path, out: Path, options: ExtractOptions) -> _Source:
+    """The checkpoint (or openSMILE set) and the options with the output level and every default
+    filled in, checked (``ExtractError`` before any work)."""
+    options = replace(options, level=level_from_out(out, options.level))
+    if options.normalize and options.level == "frame":
+        raise ExtractError("--normalize applies to -UTT vectors; -FRA frames are stored as the model gives them")
+    if is_opensmile(model):
+        identity = opensmile_head(model, modality, options)
+        options = options.with_defaults(pooling="mean", normalize=False)
+        _validate(modality, options)
+
+        def build_opensmile() -> tuple[Extractor, str, str]:
+            from mer_ensemble.extract.opensmile import OpenSmileExtractor
+
+            return OpenSmileExtractor(model, options), "cpu", "float32"
+
+        return _Source(identity, options, "openSMILE feature set", build_opensmile)
+    checkpoint = require_checkpoint(model)
+    config = load_config(checkpoint, options.trust_remote_code)
+    check_modality(config, modality, checkpoint)
+    options, defaults_from = _with_defaults(modality, checkpoint, options)
+    _validate(modality, options)
+    identity = checkpoint_fingerprint(checkpoint)
+    identity.update(model_type=getattr(config, "model_type", None),
+                    architectures=getattr(config, "architectures", None))
+
+    def build_checkpoint() -> tuple[Extractor, str, str]:
+        target, dtype = resolve_device(options.device, options.fp16)
+        return _build(modality, checkpoint, options, target, dtype), str(target), str(dtype).replace("torch.", "")
+
+    return _Source(identity, options, defaults_from, build_checkpoint)
+
+
+def _extract_todo(
+    source: _Source, todo: list[Item], out: Path, manifest: dict[str, Any], progress: bool,
+    started_on: Callable[[Any], Any],
+) -> tuple[int, list[tuple[str, str, str]]]:
+    """Build the extractor on its device, mark the folder incomplete, say where it runs
+    (``started_on(device)``), run ``todo``; the manifest learns the device, dtype, dimension and
+    extractor. Returns (written, failures)."""
+    extractor, target, dtype = source.build()
+    manifest.update(device=target, dtype=dtype)
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, {**manifest, "complete": False})
+    started_on(target)
+    n_written, dim, failures = _extract_items(extractor, todo, out, source.options, progress)
+    manifest.update(dim=dim or manifest.get("dim"), extractor=extractor.describe())
+    return n_written, failures
 
 
 def _finish(
@@ -365,12 +401,10 @@ def _dim_of_existing(out: Path, items: list[Item]) -> int | None:
 
 
 def _manifest_head(
-    modality: str, checkpoint: Path, config: Any, options: ExtractOptions, inputs: str | Path, defaults_from: str
+    modality: str, checkpoint: dict[str, Any], options: ExtractOptions, inputs: str | Path, defaults_from: str
 ) -> dict[str, Any]:
-    """The manifest fields that define the features (compared on resume) plus provenance."""
-    import torch
-    import transformers
-
+    """The manifest fields that define the features (compared on resume) plus provenance;
+    ``checkpoint``: what identifies the model (:func:`checkpoint_fingerprint` or an openSMILE set)."""
     from mer_ensemble import __version__
 
     settings: dict[str, Any] = {
@@ -379,7 +413,7 @@ def _manifest_head(
         "pooling": options.pooling if options.level == "utt" else None,
         "normalize": bool(options.normalize) and options.level == "utt",
     }
-    if modality == "audio":
+    if modality == "audio" and not is_opensmile(str(checkpoint.get("path", ""))):
         settings["chunk_seconds"] = options.chunk_seconds
     if modality == "text":
         settings.update(
@@ -389,18 +423,26 @@ def _manifest_head(
         )
     if modality == "vision":
         settings["frame_pooling"] = "mean over frames" if options.level == "utt" else "one row per frame"
-    fingerprint = checkpoint_fingerprint(checkpoint)
-    fingerprint.update(
-        model_type=getattr(config, "model_type", None), architectures=getattr(config, "architectures", None)
-    )
     return {
         "format": FORMAT,
         "modality": modality,
         "level": options.level,
-        "checkpoint": fingerprint,
+        "checkpoint": checkpoint,
         "settings": settings,
         "defaults_from": defaults_from,
         "input": str(Path(inputs).resolve()),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"mer_ensemble": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
+        "versions": {"mer_ensemble": __version__, **_versions(str(checkpoint.get("path", "")))},
     }
+
+
+def _versions(model: str) -> dict[str, str]:
+    """The versions of the libraries that computed the features."""
+    if is_opensmile(model):
+        import opensmile
+
+        return {"opensmile": opensmile.__version__}
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__}

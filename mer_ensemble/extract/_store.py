@@ -89,10 +89,10 @@ def check_manifest(out: Path, existing: dict[str, Any] | None, current: dict[str
             )
 
 
-def write_errors(out: Path, failures: Iterable[tuple[str, str, str]]) -> Path | None:
-    """Write ``errors.csv`` (columns name, source, error); remove a stale one when nothing failed."""
+def write_errors(out: Path, failures: Iterable[tuple[str, str, str]], file_name: str = ERRORS_FILE) -> Path | None:
+    """Write ``out/errors.csv`` (columns name, source, error); remove a stale one when nothing failed."""
     rows = list(failures)
-    path = out / ERRORS_FILE
+    path = out / file_name
     if not rows:
         if path.exists():
             path.unlink()

@@ -17,10 +17,15 @@ __all__ = ["TINY_CHECKPOINTS", "TINY_MAX_TOKENS", "TINY_WORDS", "save_tiny_check
 HIDDEN = 32
 
 
+def _encoder(layers: int) -> dict:
+    """The size of every tiny transformer encoder: ``HIDDEN`` wide, two heads, ``layers`` layers."""
+    return {"hidden_size": HIDDEN, "num_hidden_layers": layers, "num_attention_heads": 2,
+            "intermediate_size": 2 * HIDDEN}
+
+
 def _speech_config(layers: int, norm: str) -> dict:
     """Shared settings of the tiny HuBERT / wav2vec2 configs (``norm``: the front end's norm)."""
-    return {"hidden_size": HIDDEN, "num_hidden_layers": layers, "num_attention_heads": 2,
-            "intermediate_size": 2 * HIDDEN, "conv_dim": (HIDDEN,) * 7, "num_conv_pos_embeddings": 16,
+    return {**_encoder(layers), "conv_dim": (HIDDEN,) * 7, "num_conv_pos_embeddings": 16,
             "num_conv_pos_embedding_groups": 2, "feat_extract_norm": norm}
 
 
@@ -100,17 +105,68 @@ def _whisper(folder: Path, layers: int) -> None:
     WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
 
 
+def _byte_vocab() -> dict[str, int]:
+    """GPT-2's byte-level alphabet (one token per byte), the base of a tiny Whisper tokenizer."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    codes, extra = printable[:], 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return {chr(code): index for index, code in enumerate(codes)}
+
+
+WHISPER_SPECIALS = ("<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|zh|>", "<|translate|>",
+                    "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>")
+
+
+def _whisper_asr(folder: Path, layers: int) -> None:
+    """A speech-to-text Whisper (encoder + decoder) with a byte-level tokenizer and a multilingual
+    generation config (en, de, zh), saved with its ``WhisperProcessor``."""
+    import json
+
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+
+    vocab = _byte_vocab()
+    for token in WHISPER_SPECIALS:
+        vocab[token] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    end = "<|endoftext|>"
+    tokenizer = WhisperTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), unk_token=end,
+                                 bos_token=end, eos_token=end, pad_token=end)
+    tokenizer.add_special_tokens({"additional_special_tokens": list(WHISPER_SPECIALS[1:])})
+    ids = {token: vocab[token] for token in WHISPER_SPECIALS}
+    config = WhisperConfig(
+        d_model=HIDDEN, encoder_layers=layers, decoder_layers=layers, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=2 * HIDDEN, decoder_ffn_dim=2 * HIDDEN, num_mel_bins=80,
+        vocab_size=len(vocab), max_target_positions=24, pad_token_id=ids[end], bos_token_id=ids[end],
+        eos_token_id=ids[end], decoder_start_token_id=ids["<|startoftranscript|>"],
+    )
+    model = WhisperForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=ids["<|startoftranscript|>"], eos_token_id=ids[end], pad_token_id=ids[end],
+        bos_token_id=ids[end], max_length=24, is_multilingual=True, no_timestamps_token_id=ids["<|notimestamps|>"],
+        lang_to_id={t: ids[t] for t in ("<|en|>", "<|de|>", "<|zh|>")},
+        task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+        begin_suppress_tokens=[ids[end]], suppress_tokens=[i for t, i in ids.items() if t != end],  # text only
+    )
+    model.save_pretrained(folder)
+    WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tokenizer).save_pretrained(folder)
+
+
 def _clip_vision_config(layers: int) -> object:
     from transformers import CLIPVisionConfig
 
-    return CLIPVisionConfig(
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        image_size=32,
-        patch_size=8,
-    )
+    return CLIPVisionConfig(**_encoder(layers), image_size=32, patch_size=8)
 
 
 def _image_processor(folder: Path) -> None:
@@ -131,10 +187,7 @@ def _clip(folder: Path, layers: int) -> None:
     from transformers import CLIPConfig, CLIPModel, CLIPTextConfig
 
     text = CLIPTextConfig(
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
+        **_encoder(layers),
         vocab_size=64,
         bos_token_id=1,
         eos_token_id=2,
@@ -152,6 +205,7 @@ TINY_CHECKPOINTS: dict[str, Callable[[Path, int], None]] = {
     "hubert": _hubert,
     "wav2vec2": _wav2vec2,
     "whisper": _whisper,
+    "whisper-asr": _whisper_asr,
     "clip-vision": _clip_vision,
     "clip": _clip,
 }

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 # the family modules register themselves on import
 from mer_ensemble.models import attention_fusion, audio_text_fusion, finetune, linear, mlp, xgb  # noqa: F401
-from mer_ensemble.models._base import Inputs, Labels, MerModel, Probas, ScoreFn
+from mer_ensemble.models._base import Inputs, Labels, MerModel, Probas, ScoreFn, WorkSize
 from mer_ensemble.models._registry import (
     create_model,
     get_model_class,
     list_models,
     model_defaults,
+    model_ref,
     register_model,
+    resolve_model,
 )
 from mer_ensemble.models._torch import TorchModel
 
@@ -31,9 +33,12 @@ __all__ = [
     "Probas",
     "ScoreFn",
     "TorchModel",
+    "WorkSize",
     "create_model",
     "get_model_class",
     "list_models",
     "model_defaults",
+    "model_ref",
     "register_model",
+    "resolve_model",
 ]

@@ -6,9 +6,19 @@ early stopping only) and asked for class probabilities per target.
 
 Inputs ``X`` map a feature name to either an ``(n, D)`` float32 array
 (utterance level) or a :class:`~mer_ensemble.data.dataset.Frames` (frame level,
-only for models whose ``input_level`` is ``"frame"``). Labels ``y`` map a
-target name to an ``(n,)`` int64 array with ``-1`` where the label is unknown
-(masked out of the loss).
+only for models whose ``input_level`` is ``"frame"``), and the raw inputs the family
+declares (``raw_inputs``) under the reserved keys ``raw:text`` / ``raw:audio``, each an
+``(n,)`` object array (the text, or an audio file path; None where the row has none).
+Labels ``y`` map a target name to an ``(n,)`` int64 array with ``-1`` where the label is
+unknown (masked out of the loss).
+
+A family declares on its class what the training layer needs to know about it: its prior
+value in a blend (``blend_value``), its cost before anything was measured
+(:meth:`MerModel.prior_seconds` from a :class:`WorkSize`), its weight count
+(:meth:`MerModel.n_weights`), whether it runs on a GPU (``uses_gpu``), whether it wants the
+pool rows or noisy feature variants (``uses_unlabeled``, ``uses_variants``) and which inputs
+it reads (``raw_inputs``, ``needs_features``). :mod:`mer_ensemble.training` asks the class
+and names no family.
 """
 
 from __future__ import annotations
@@ -20,16 +30,43 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mer_ensemble.data.raw import RAW_KINDS, raw_key
 from mer_ensemble.errors import DataError, ModelError
 from mer_ensemble.models._common import check_labels
 from mer_ensemble.models._inputs import check_inputs
 
-__all__ = ["FitData", "MerModel", "ScoreFn", "Inputs", "Labels", "Probas"]
+__all__ = ["RAW_KINDS", "FitData", "Inputs", "Labels", "MerModel", "Probas", "ScoreFn", "WorkSize"]
 
 Inputs = Mapping[str, Any]
 Labels = Mapping[str, np.ndarray]
 Probas = dict[str, np.ndarray]
 ScoreFn = Callable[[Labels, Mapping[str, np.ndarray]], float]
+
+
+@dataclass(frozen=True)
+class WorkSize:
+    """The size of one fold job, from which a family estimates its seconds (:meth:`MerModel.prior_seconds`).
+
+    ``n_fit`` training rows; ``n_predict`` rows predicted (validation + test + pool); ``dims``
+    the feature blocks' widths; ``n_outputs`` classes summed over the targets; ``n_modalities``
+    modalities among the features; ``gflops`` the machine's measured single-thread float32 matmul
+    rate (GFLOP/s); ``on_cuda`` whether the job's model runs on CUDA; ``raw_inputs`` the raw
+    inputs the job reads.
+    """
+
+    n_fit: int
+    n_predict: int
+    dims: list[int]
+    n_outputs: int
+    n_modalities: int = 1
+    gflops: float = 1.0
+    on_cuda: bool = False
+    raw_inputs: tuple[str, ...] = ()
+
+    @property
+    def dim(self) -> int:
+        """The input width: the feature blocks side by side."""
+        return int(sum(self.dims))
 
 
 @dataclass
@@ -78,6 +115,20 @@ class MerModel(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     #: True when ``fit`` wants ``X_unlabeled`` (the runner passes the pool rows; may be an instance property)
     uses_unlabeled: ClassVar[bool] = False
+    #: True when ``fit`` mixes noisy feature variants ``X_variants`` into training (may be an instance property)
+    uses_variants: ClassVar[bool] = False
+    #: True when the family runs on a GPU when asked for CUDA (one thread per CPU job otherwise; cluster
+    #: jobs then request a GPU)
+    uses_gpu: ClassVar[bool] = False
+    #: prior value of a run's first seed in a blend: ``train-all --time-limit`` orders runs by value
+    #: per expected second (the neural families and the linear model carry the leaderboards on
+    #: pre-extracted features: 1.0; XGBoost on wide embeddings is weaker: 0.7)
+    blend_value: ClassVar[float] = 0.7
+    #: raw inputs the family reads besides feature blocks, from :data:`RAW_KINDS` (an instance may
+    #: narrow or replace them by its params, as a property); the job builder passes exactly these
+    raw_inputs: ClassVar[tuple[str, ...]] = ()
+    #: False for a family that can run on raw inputs alone (a run's feature list may then be empty)
+    needs_features: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -100,12 +151,32 @@ class MerModel(ABC):
         self.seed = int(seed)
         self.device = device
         self.params = {**self.defaults, **params}
+        bad = [r for r in self.raw_inputs if r not in RAW_KINDS]
+        if bad:
+            raise ModelError(f"model {self.name!r}: raw_inputs {bad} are not among {list(RAW_KINDS)}")
 
     #: Optuna search space of ``mer-ensemble tune``: parameter -> distribution
     #: (``{"type": "int" | "float" | "categorical", "low", "high", "log", "step", "choices"}``)
     search_space: ClassVar[dict[str, dict[str, Any]]] = {}
-    #: True when the family runs on a GPU when asked for CUDA (cluster jobs then request one)
-    uses_gpu: ClassVar[bool] = False
+
+    @classmethod
+    def prior_seconds(cls, params: dict[str, Any], work: WorkSize) -> float:
+        """Seconds of one fold job before anything was measured (``params``: the family's
+        defaults with the run's values on top). Only an ordering and a first guess for
+        ``train-all --time-limit``: every measured fold replaces it. This default grows with
+        the rows, the input width and the classes; the shipped families override it."""
+        return 1.0 + 1e-7 * work.n_fit * work.dim * work.n_outputs
+
+    @classmethod
+    def n_weights(cls, params: dict[str, Any], dims: Sequence[int], n_modalities: int) -> int | None:
+        """The approximate weight count of the family's network for inputs of widths ``dims``
+        (None: the family has no network)."""
+        return None
+
+    @property
+    def raw_keys(self) -> list[str]:
+        """The input keys of the raw inputs this model reads (``raw:text``, ``raw:audio``)."""
+        return [raw_key(kind) for kind in self.raw_inputs]
 
     def fit(
         self,
@@ -126,14 +197,13 @@ class MerModel(ABC):
         features (for noise-robust training); ``groups``/``val_candidates`` steer inner splits
         (see :class:`FitData`). Checks the inputs and labels, then calls the family's ``_fit``,
         which records in ``selected_`` what it chose inside the fold. Returns ``self``."""
-        raw = getattr(self, "raw_inputs", ())
-        n = check_inputs(X, self.feature_dims, self.name, raw)
+        n = check_inputs(X, self.feature_dims, self.name, raw=self.raw_keys)
         labels = check_labels(y, self.targets, n, self.name)
         if (X_val is None) != (y_val is None):
             raise DataError(f"model {self.name!r}: give X_val and y_val together")
         val_labels = None
         if X_val is not None:
-            n_val = check_inputs(X_val, self.feature_dims, self.name, raw)
+            n_val = check_inputs(X_val, self.feature_dims, self.name, raw=self.raw_keys)
             val_labels = check_labels(y_val, self.targets, n_val, self.name)
         for what, arr in (("groups", groups), ("val_candidates", val_candidates)):
             if arr is not None and len(arr) != n:

@@ -27,9 +27,9 @@ __all__ = [
     "constant_proba",
     "from_payload",
     "init_args",
+    "inner_folds",
     "inner_split",
     "load_arrays",
-    "normalize_rows",
     "save_arrays",
 ]
 
@@ -127,21 +127,15 @@ def constant_proba(y: np.ndarray, n_classes: int, n_rows: int) -> np.ndarray:
     return np.tile(prior, (n_rows, 1))
 
 
-def normalize_rows(proba: np.ndarray) -> np.ndarray:
-    """Float64 copy of ``proba`` ``(n, C)`` with every row summing to 1."""
-    proba = np.asarray(proba, dtype=np.float64)
-    return proba / proba.sum(axis=1, keepdims=True)
-
-
 def atomic_save(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it to
     ``path``; nothing half-written is left behind when ``write`` fails."""
-    from mer_ensemble.io import follow_umask, writing
+    from mer_ensemble.io import follow_umask, temp_prefix, writing
 
     target = Path(path)
     with writing(target):
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
         follow_umask(fd)
         os.close(fd)
         try:
@@ -177,55 +171,76 @@ def from_payload(cls: type, payload: Mapping[str, Any], path: str | os.PathLike)
     return cls(**args, **params)
 
 
-def inner_split(
+def inner_folds(
     y: np.ndarray,
     *,
-    fraction: float,
+    n_splits: int,
     seed: int,
     groups: np.ndarray | None = None,
     candidates: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split a fold's training rows into an inner training part and an inner validation part.
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner K-fold splits of a fold's training rows, for choices made inside the fold.
 
-    Model selection inside a fold (early stopping, a hyper-parameter choice) uses the inner
-    validation part only, so the fold's own validation rows are never looked at. ``y``
-    ``(n,)`` labels of the first target (-1 unknown, its own stratum); ``groups`` ``(n,)``
-    keep a group on one side (speakers, dialogues); ``candidates`` ``(n,)`` bool: rows allowed
-    on the validation side (e.g. not pseudo-labelled rows). About ``fraction`` of the
-    candidate rows go to validation, stratified on ``y``. Returns ``(train_idx, val_idx)``
-    index arrays into the rows; ``val_idx`` is empty when there are too few rows or groups.
+    ``y`` ``(n,)`` labels of the first target (-1 unknown, its own stratum); ``groups`` ``(n,)``
+    keep a group on one side (speakers, dialogues); ``candidates`` ``(n,)`` bool: rows allowed on
+    the validation side (e.g. not pseudo-labelled rows; the others always train). Stratified on
+    ``y``, at most ``n_splits`` splits (fewer when a class or the groups are too few). Returns
+    ``(train_idx, val_idx)`` index arrays into the rows per split (the validation parts are the
+    candidate rows' folds; a training part lists its candidate rows first, then the other rows);
+    empty when there are too few rows, classes or groups to split.
     """
     import warnings
 
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-    n = len(y)
-    pool = np.flatnonzero(candidates) if candidates is not None else np.arange(n)
-    n_splits = max(2, int(round(1.0 / fraction)))
-    empty = np.arange(n), np.zeros(0, dtype=np.int64)
-    if len(pool) < 2 * n_splits:
-        return empty
-    strata = np.asarray(y)[pool].copy()
+    rows = np.arange(len(y)) if candidates is None else np.flatnonzero(candidates)
+    always_train = np.setdiff1d(np.arange(len(y)), rows)
+    strata = np.asarray(y)[rows].copy()
     strata[strata < 0] = strata.max() + 1
-    n_splits = min(n_splits, int(np.bincount(strata).max()))  # stratified splits need that many rows of a class
-    if n_splits < 2:
-        return empty
+    k = min(n_splits, int(np.bincount(strata).max()))  # stratified splits need k rows of some class
+    if k < 2:
+        return []
+    if groups is not None:
+        row_groups = np.asarray(groups)[rows]
+        k = min(k, len(set(row_groups.tolist())))
+        if k < 2:
+            return []
+        parts = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(
+            np.zeros(len(rows)), strata, row_groups)
+    else:
+        if len(rows) < 2 * k:
+            return []
+        parts = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(rows)), strata)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class")
-        if groups is not None:
-            pool_groups = np.asarray(groups)[pool]
-            n_groups = len(set(pool_groups.tolist()))
-            if n_groups < 2:
-                return empty
-            splitter = StratifiedGroupKFold(n_splits=min(n_splits, n_groups), shuffle=True, random_state=seed)
-            _, val = next(splitter.split(np.zeros(len(pool)), strata, pool_groups))
-        else:
-            splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            _, val = next(splitter.split(np.zeros(len(pool)), strata))
-    val_idx = np.sort(pool[val])
+        return [(np.concatenate([rows[tr], always_train]), rows[va]) for tr, va in parts]
+
+
+def inner_split(y: np.ndarray, *, fraction: float, seed: int, groups: np.ndarray | None = None,
+                candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Split a fold's training rows into an inner training part and an inner validation part.
+
+    Model selection inside a fold (early stopping, a hyper-parameter choice) uses the inner
+    validation part only, so the fold's own validation rows are never looked at. About
+    ``fraction`` of the candidate rows go to validation: the first split of
+    :func:`inner_folds` with ``round(1 / fraction)`` splits (same arguments). Returns sorted
+    ``(train_idx, val_idx)`` index arrays into the rows; ``val_idx`` is empty when there are
+    too few rows or groups.
+    """
+    n = len(y)
+    n_splits = max(2, int(round(1.0 / fraction)))
+    pool = np.flatnonzero(candidates) if candidates is not None else np.arange(n)
+    if len(pool) < 2 * n_splits:
+        return np.arange(n), np.zeros(0, dtype=np.int64)
+    splits = inner_folds(y, n_splits=n_splits, seed=seed, groups=groups, candidates=candidates)
+    if not splits:
+        return np.arange(n), np.zeros(0, dtype=np.int64)
+    val_idx = np.sort(splits[0][1])
     train_mask = np.ones(n, dtype=bool)
     train_mask[val_idx] = False
     return np.flatnonzero(train_mask), val_idx
+
+
 def save_arrays(path: str | os.PathLike, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
     """Write a model file: ``meta`` as JSON plus plain numeric ``arrays`` in one ``.npz``
     (no object arrays, so :func:`load_arrays` never needs to unpickle anything)."""

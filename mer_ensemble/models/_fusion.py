@@ -104,6 +104,8 @@ class FusionModel(TorchModel):
     """
 
     groups: dict[str, list[str]]
+    input_level = "frame"
+    predict_batch_size = 256
 
     @property
     def uses_unlabeled(self) -> bool:  # type: ignore[override]

@@ -17,8 +17,6 @@ from mer_ensemble.data.dataset import Frames
 from mer_ensemble.errors import DataError, ModelError
 
 __all__ = [
-    "RAW_AUDIO",
-    "RAW_TEXT",
     "VARIANT_MARK",
     "as_frames",
     "check_inputs",
@@ -32,10 +30,6 @@ __all__ = [
     "subset_rows",
     "variant_key",
 ]
-
-#: reserved input keys of raw inputs: ``(n,)`` object arrays of texts / audio file paths (None where missing)
-RAW_TEXT = "raw:text"
-RAW_AUDIO = "raw:audio"
 
 #: reserved input keys ``<input>@variant<j>``: a noisy variant of input ``<input>`` for the same rows
 VARIANT_MARK = "@variant"
@@ -78,27 +72,27 @@ def _shape_of(feature: str, value: Any) -> tuple[int, int]:
 
 def check_inputs(X: Mapping[str, Any], feature_dims: Mapping[str, int], model: str,
                  raw: Sequence[str] = ()) -> int:
-    """Check that ``X`` holds every feature of ``feature_dims`` with its dimension, and the raw
-    inputs ``raw`` (``"text"``, ``"audio"``) under ``raw:<name>`` as ``(n,)`` arrays, all with the
-    same number of rows; returns that number ``n``."""
-    missing = [f for f in feature_dims if f not in X] + [f"raw:{r}" for r in raw if f"raw:{r}" not in X]
+    """Check that ``X`` holds every feature of ``feature_dims`` with its dimension and every raw
+    input key of ``raw`` (``raw:text``...) as an ``(n,)`` array, all with the same number of rows;
+    returns that number ``n``."""
+    missing = [f for f in [*feature_dims, *raw] if f not in X]
     if missing:
-        raise DataError(f"model {model!r}: inputs lack feature(s) {missing}; given: {sorted(X)}")
+        raise DataError(f"model {model!r}: inputs lack {missing}; given: {sorted(X)}")
     rows: dict[str, int] = {}
-    for key in (f"raw:{r}" for r in raw):
-        shape = np.shape(X[key])
-        if len(shape) != 1:
-            raise DataError(f"model {model!r}: raw input {key!r} must be an (n,) array, got shape {shape}")
-        rows[key] = int(shape[0])
-    if not feature_dims and not rows:
-        raise DataError(f"model {model!r}: no input features given")
     for feature, dim in feature_dims.items():
         n, d = _shape_of(feature, X[feature])
         if d != dim:
             raise DataError(f"model {model!r}: feature {feature!r} has dimension {d}, the model was created with {dim}")
         rows[feature] = n
+    for key in raw:
+        values = np.asarray(X[key], dtype=object)
+        if values.ndim != 1:
+            raise DataError(f"model {model!r}: raw input {key!r} must be an (n,) array, got shape {values.shape}")
+        rows[key] = len(values)
+    if not rows:
+        raise DataError(f"model {model!r}: the model reads no feature and no raw input")
     if len(set(rows.values())) > 1:
-        raise DataError(f"model {model!r}: features disagree on the number of rows: {rows}")
+        raise DataError(f"model {model!r}: inputs disagree on the number of rows: {rows}")
     return next(iter(rows.values()))
 
 

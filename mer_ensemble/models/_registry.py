@@ -1,4 +1,5 @@
-"""The model registry: one module-level dict from a family name to its class.
+"""The model registry: one module-level dict from a family name to its class (its public names are
+those :mod:`mer_ensemble.models` exports).
 
 Family modules decorate their :class:`~mer_ensemble.models._base.MerModel` subclass
 with :func:`register_model`; :func:`create_model` builds one by name.
@@ -12,8 +13,6 @@ from typing import Any, TypeVar, overload
 
 from mer_ensemble.errors import ModelError
 from mer_ensemble.models._base import MerModel
-
-__all__ = ["create_model", "get_model_class", "list_models", "model_defaults", "register_model"]
 
 _MODELS: dict[str, type[MerModel]] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -70,6 +69,32 @@ def get_model_class(name: str) -> type[MerModel]:
         return _MODELS[name]
     except KeyError:
         raise ModelError(f"unknown model {name!r}; registered models: {', '.join(list_models())}") from None
+
+
+def model_ref(name: str) -> str:
+    """Where the class registered as ``name`` lives, ``module:QualName`` (for :func:`resolve_model`)."""
+    cls = get_model_class(name)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def resolve_model(name: str, ref: str | None = None) -> type[MerModel]:
+    """The class registered as ``name``; in a fresh process (a worker) where nothing registered
+    it yet, imported from ``ref`` (:func:`model_ref`) and registered, so that a family registered
+    outside the package (a plug-in or a test module) also runs in worker processes."""
+    if name in _MODELS or not ref:
+        return get_model_class(name)
+    import importlib
+
+    module_name, _, qualname = ref.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ModelError(f"model {name!r}: cannot import its class {ref} here ({exc})") from None
+    if name not in _MODELS:
+        register_model(name)(obj)
+    return get_model_class(name)
 
 
 def model_defaults(name: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ hyper-parameters come from the family's params (``lr``, ``weight_decay``, ``opti
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from mer_ensemble.errors import DataError, ModelError
-from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
+from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas, WorkSize
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
     atomic_save,
@@ -99,13 +100,36 @@ class TorchModel(MerModel):
     ``best_epoch_``.
     """
 
-    #: True for families whose network defines ``unlabeled_loss`` (the runner then passes X_unlabeled)
-    uses_unlabeled: ClassVar[bool] = False
-    #: True for families that mix noisy feature variants into training (the runner then passes X_variants)
-    uses_variants: ClassVar[bool] = False
     #: rows per forward pass at prediction time
     predict_batch_size: ClassVar[int] = 1024
     uses_gpu: ClassVar[bool] = True
+    blend_value: ClassVar[float] = 1.0
+    #: share of the machine's matmul rate a fit reaches (fitted to the MER2024-scale runs of
+    #: docs/benchmarks.md), for :meth:`prior_seconds`
+    prior_efficiency: ClassVar[float] = 0.15
+
+    @classmethod
+    def square_layers(cls, params: dict[str, Any], n_modalities: int) -> int:
+        """How many ``hidden x hidden`` weight matrices the network has besides its input layer."""
+        return 2
+
+    @classmethod
+    def n_weights(cls, params: dict[str, Any], dims: Sequence[int], n_modalities: int) -> int | None:
+        """Input layer ``sum(dims) x hidden`` plus :meth:`square_layers` ``hidden x hidden`` matrices."""
+        hidden = int(params.get("hidden", 128))
+        return sum(dims) * hidden + cls.square_layers(params, n_modalities) * hidden * hidden
+
+    @classmethod
+    def prior_seconds(cls, params: dict[str, Any], work: WorkSize) -> float:
+        """6 FLOPs per weight and training row per epoch over the epochs early stopping typically
+        runs (``patience`` + 20, at most ``epochs``), plus 2 per weight and predicted row."""
+        rate = max(work.gflops, 1.0) * 1e9
+        n_weights = cls.n_weights(params, work.dims, work.n_modalities) or 0
+        epochs = int(params.get("epochs", 100))
+        patience = params.get("patience")
+        expected = min(epochs, int(patience) + 20) if patience else epochs
+        flops = 6.0 * n_weights * work.n_fit * expected + 2.0 * n_weights * work.n_predict
+        return 1.0 + flops / (rate * cls.prior_efficiency)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -369,13 +393,27 @@ class TorchModel(MerModel):
 
         from mer_ensemble.nn import resolve_device
 
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        model = from_payload(cls, payload, path)
-        if device is not None:
-            model.device = device
-        model.levels_, model.config_ = dict(payload["levels"]), payload["config"]
-        model.best_epoch_ = int(payload["best_epoch"])
-        module = model._build_module(model.config_)
-        module.load_state_dict(payload["state"])
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError,
+                TypeError) as exc:
+            # torch's own text for a refused object advises turning the safe loading off: never repeat that advice
+            reason = "it holds objects that are not plain tensors" if isinstance(exc, pickle.UnpicklingError) \
+                else "damaged, truncated or another format"
+            raise ModelError(f"{path}: not a model file written by mer-ensemble ({reason}); nothing was unpickled"
+                             ) from None
+        try:
+            model = from_payload(cls, payload, path)
+            if device is not None:
+                model.device = device
+            model.levels_, model.config_ = dict(payload["levels"]), payload["config"]
+            model.best_epoch_ = int(payload["best_epoch"])
+            module = model._build_module(model.config_)
+            module.load_state_dict(payload["state"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"{path}: a damaged {cls.name} model file ({type(exc).__name__}: "
+                             f"{str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ''})") from None
         model.module_ = module.to(resolve_device(model.device)).eval()
         return model

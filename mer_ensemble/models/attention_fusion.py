@@ -40,8 +40,10 @@ class AttentionFusionModel(FusionModel):
     baseline's three-layer MLP.
     """
 
-    input_level = "frame"
-    predict_batch_size = 256
+    @classmethod
+    def square_layers(cls, params: dict[str, Any], n_modalities: int) -> int:
+        """Three per modality encoder plus the fusion layers."""
+        return 3 * n_modalities + 3
 
     def _check_params(self) -> None:
         p, name = self.params, self.name

@@ -38,8 +38,10 @@ class AudioTextFusionModel(FusionModel):
     and fused by cross-attention; otherwise by a joint MLP.
     """
 
-    input_level = "frame"
-    predict_batch_size = 256
+    @classmethod
+    def square_layers(cls, params: dict[str, Any], n_modalities: int) -> int:
+        """Cross-attention and the fused head."""
+        return 3
 
     def _check_params(self) -> None:
         p, name = self.params, self.name

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mer_ensemble.data.raw import raw_key
 from mer_ensemble.errors import ModelError
 from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
 from mer_ensemble.models._common import (
@@ -214,7 +215,7 @@ class FinetuneModel(MerModel):
             if key not in self.raw_inputs:
                 out.append(None)
                 continue
-            values = np.asarray(X[f"raw:{key}"], dtype=object)
+            values = np.asarray(X[raw_key(key)], dtype=object)
             missing_rows(values, what, self.name)
             out.append([str(v) for v in values])
         return out[0], out[1]
@@ -272,7 +273,7 @@ class FinetuneModel(MerModel):
     def predict_proba(self, X: Inputs) -> Probas:
         """Probabilities per target, ``(n, n_classes)`` float64 rows summing to 1."""
         check_fitted(self, "engine_")
-        check_inputs(X, self.feature_dims, self.name, self.raw_inputs)
+        check_inputs(X, self.feature_dims, self.name, raw=self.raw_keys)
         rows = self.engine_.rows(*self._raw(X))
         self._warn_cut(rows, "predicted")
         if rows.truncated or rows.cropped:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mer_ensemble.errors import ModelError
-from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
+from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas, WorkSize
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
     check_choice,
@@ -25,12 +25,13 @@ from mer_ensemble.models._common import (
     constant_proba,
     from_payload,
     init_args,
+    inner_folds,
     load_arrays,
-    normalize_rows,
     save_arrays,
 )
 from mer_ensemble.models._inputs import check_inputs, concat_pooled
 from mer_ensemble.models._registry import register_model
+from mer_ensemble.probas import normalize_rows
 
 __all__ = ["LinearModel"]
 
@@ -43,6 +44,17 @@ class LinearModel(MerModel):
     """
 
     input_level = "utt"
+    blend_value = 1.0
+    #: share of the machine's matmul rate an L-BFGS fit reaches (docs/benchmarks.md), for :meth:`prior_seconds`
+    prior_efficiency = 0.05
+
+    @classmethod
+    def prior_seconds(cls, params: dict[str, Any], work: WorkSize) -> float:
+        """L-BFGS passes (at most 150 counted) over ``n_fit x dim x classes``, plus prediction."""
+        rate = max(work.gflops, 1.0) * 1e9
+        dim, n_outputs = work.dim, work.n_outputs
+        flops = 4.0 * work.n_fit * dim * n_outputs * int(min(params.get("max_iter", 1000), 150))
+        return 0.5 + (flops + 2.0 * work.n_predict * dim * n_outputs) / (rate * cls.prior_efficiency)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -86,7 +98,8 @@ class LinearModel(MerModel):
             return grid[0], weights[0]
         y = data.y[target]
         known = y >= 0
-        splits = self._inner_splits(y, data)
+        splits = inner_folds(y, n_splits=int(self.params["inner_folds"]), seed=self.seed, groups=data.groups,
+                             candidates=data.val_candidates)
         if not splits or len(np.unique(y[known])) < 2:
             return grid[len(grid) // 2], weights[0]
         shape = (len(weights), len(grid), len(splits))
@@ -113,36 +126,6 @@ class LinearModel(MerModel):
             {"C": C, "class_weight": weight, "inner_score": round(float(best), 6), "inner_folds": len(splits)}
         )
         return C, weight
-
-    def _inner_splits(self, y: np.ndarray, data: FitData) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Inner K-fold splits of the training rows (grouped; only candidate rows held out)."""
-        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-        k = int(self.params["inner_folds"])
-        rows = np.arange(len(y)) if data.val_candidates is None else np.flatnonzero(data.val_candidates)
-        always_train = np.setdiff1d(np.arange(len(y)), rows)
-        strata = y[rows].copy()
-        strata[strata < 0] = strata.max() + 1
-        k = min(k, int(np.bincount(strata).max()))  # stratified splits need k rows of some class
-        if k < 2:
-            return []
-        if data.groups is not None:
-            groups = data.groups[rows]
-            k = min(k, len(set(groups.tolist())))
-            if k < 2:
-                return []
-            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=self.seed)
-            parts = splitter.split(np.zeros(len(rows)), strata, groups)
-        else:
-            if len(rows) < 2 * k:
-                return []
-            splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.seed)
-            parts = splitter.split(np.zeros(len(rows)), strata)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The least populated class")
-            return [(np.concatenate([rows[tr], always_train]), rows[va]) for tr, va in parts]
 
     def _path(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, grid: list[float],
               class_weight: str | None) -> list[np.ndarray]:

@@ -28,6 +28,10 @@ class MLPModel(TorchModel):
 
     input_level = "utt"
 
+    @classmethod
+    def square_layers(cls, params: dict[str, Any], n_modalities: int) -> int:
+        return int(params.get("layers", 2)) - 1
+
     def _check_params(self) -> None:
         p, name = self.params, self.name
         check_number(name, "hidden", p["hidden"], low=1, integer=True)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from mer_ensemble.errors import ModelError
-from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas
+from mer_ensemble.models._base import FitData, Inputs, MerModel, Probas, WorkSize
 from mer_ensemble.models._common import (
     CLASS_WEIGHTS,
     balanced_class_weights,
@@ -37,11 +37,11 @@ from mer_ensemble.models._common import (
     init_args,
     inner_split,
     load_arrays,
-    normalize_rows,
     save_arrays,
 )
 from mer_ensemble.models._inputs import check_inputs, concat_pooled
 from mer_ensemble.models._registry import register_model
+from mer_ensemble.probas import normalize_rows
 
 __all__ = ["AUTO_REDUCE_ABOVE", "ModalityPCA", "XGBoostModel"]
 
@@ -136,6 +136,25 @@ class XGBoostModel(MerModel):
 
     input_level = "utt"
     uses_gpu = True
+    blend_value = 0.7
+    #: share of the machine's matmul rate a boosting round reaches (docs/benchmarks.md), for :meth:`prior_seconds`
+    prior_efficiency = 0.02
+
+    @classmethod
+    def prior_seconds(cls, params: dict[str, Any], work: WorkSize) -> float:
+        """``n_fit x columns x classes`` per round and depth level, the columns reduced as
+        ``reduce`` would (per-modality PCA on the CPU above :data:`AUTO_REDUCE_ABOVE`) and sampled."""
+        rate = max(work.gflops, 1.0) * 1e9
+        reduce = params.get("reduce", "none")
+        columns = float(work.dim)
+        if reduce == "pca" or (reduce == "auto" and not work.on_cuda and work.dim > AUTO_REDUCE_ABOVE):
+            columns = min(columns, work.n_modalities * float(params.get("reduce_components", 64)))
+        columns *= float(params.get("colsample_bytree", 1.0))
+        depth = params.get("max_depth", 6)
+        depth_sum = sum(depth) if isinstance(depth, (list, tuple)) else depth
+        rounds = float(params.get("n_estimators", 100))
+        work_units = work.n_fit * columns * work.n_outputs * rounds * (1 + float(depth_sum)) / 8
+        return 1.0 + work_units / (rate * cls.prior_efficiency)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -315,7 +334,7 @@ class XGBoostModel(MerModel):
                 out[target] = np.tile(booster, (n, 1))
             else:
                 booster.set_param({"nthread": self._threads()})
-                out[target] = normalize_rows(booster.predict(matrix).reshape(n, -1))
+                out[target] = normalize_rows(booster.predict(matrix).reshape(n, -1).astype(np.float64))
         return out
 
     def save(self, path: str) -> None:

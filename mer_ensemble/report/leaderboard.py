@@ -18,7 +18,7 @@ def leaderboard_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
         rows.append({
             "run": m["key"],
             "model": m["model"],
-            "features": ",".join(m["features"]),
+            "features": ",".join([*m["features"], *(f"raw:{k}" for k in m.get("raw_inputs") or {})]),
             "round": m.get("round", 0),
             "targets": {t: (v["mean"], v["sd"], v["metric"]) for t, v in m["cv"].items()},
             "combined": (m["combined"]["mean"], m["combined"]["sd"]),

@@ -2,12 +2,13 @@
 
 The unit of scheduling is one seed of one run: its K fold jobs together give every labelled
 row an out-of-fold prediction, so a run whose first seed finished has a record even when its
-other seeds did not. Units are ordered by expected value per second: a prior value per family
-(:data:`FAMILY_VALUE`; a run's extra seeds are worth :data:`EXTRA_SEED_VALUE` of its first)
-over the unit's estimated cost. The cost of a job starts from a prior computed from the data
-size (:func:`prior_seconds`); once a job of the family has finished, the prior is scaled by the
-family's measured/prior ratio, and once a fold of the run itself has finished, its measured
-seconds are used.
+other seeds did not (:func:`make_units`). Units are ordered by expected value per second: the
+family's declared prior value (``MerModel.blend_value``; a run's extra seeds are worth
+:data:`EXTRA_SEED_VALUE` of its first) over the unit's estimated cost. The cost of a job starts
+from the family's own prior (``MerModel.prior_seconds`` from the data size and the machine's
+measured matmul rate, :func:`machine_gflops`); once a job of the family has finished, the
+prior is scaled by the family's measured/prior ratio, and once a fold of the run itself has
+finished, its measured seconds are used (:class:`CostModel`, :func:`measured_costs`).
 
 With a time limit, a unit starts only when its estimated remaining work fits in what is left
 of the budget (seconds left × parallel jobs) and a single fold fits in the seconds left; while
@@ -25,78 +26,54 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from mer_ensemble.training.jobs import JobSpec
-from mer_ensemble.training.resources import Slots
+from mer_ensemble.training.jobs import JobSpec, job_seconds
+from mer_ensemble.training.resources import Slots, family_on_cuda
+
+if TYPE_CHECKING:
+    from mer_ensemble.experiment import Experiment
+    from mer_ensemble.training.plan import RunPlan
 
 __all__ = [
     "EXTRA_SEED_VALUE",
-    "FAMILY_VALUE",
     "CostModel",
     "Executor",
     "Scheduler",
     "Unit",
-    "prior_seconds",
+    "machine_gflops",
+    "make_units",
+    "measured_costs",
     "reserve_seconds",
 ]
 
-#: prior value of a run's first seed, by family: what it is expected to bring to a blend.
-#: The neural families and the linear model carry the leaderboards on pre-extracted
-#: features (docs/benchmarks.md); XGBoost on wide embeddings is weaker and slower.
-FAMILY_VALUE: dict[str, float] = {
-    "linear": 1.0,
-    "mlp": 1.0,
-    "audio_text_fusion": 1.0,
-    "attention_fusion": 1.0,
-    "xgboost": 0.7,
-}
-DEFAULT_VALUE = 0.7
 #: value of each further seed of a run relative to its first
 EXTRA_SEED_VALUE = 0.25
 
-#: seconds per unit of a family's work measure at 1 GFLOP/s (see :func:`prior_seconds`),
-#: fitted to the MER2024-scale runs of docs/benchmarks.md
-_EFFICIENCY: dict[str, float] = {"torch": 0.15, "linear": 0.05, "xgboost": 0.02}
 
+def machine_gflops(threads: int = 1, *, size: int = 256, repeats: int = 4, rounds: int = 3) -> float:
+    """The machine's float32 matmul rate (GFLOP/s) on ``threads`` threads, best of ``rounds`` rounds
+    of ``repeats`` products of ``(size, size)`` matrices; the defaults are the quick single-thread
+    measure the cost priors use."""
+    import torch
+    from threadpoolctl import threadpool_limits
 
-def prior_seconds(family: str, *, params: dict[str, Any], n_fit: int, n_predict: int, dim: int,
-                  n_outputs: int, n_weights: int | None, gflops: float, n_modalities: int = 1,
-                  on_cuda: bool = False) -> float:
-    """A job's seconds before anything was measured, from the data size.
-
-    ``n_fit`` training rows, ``n_predict`` rows predicted (validation, test, pool), ``dim``
-    input width, ``n_outputs`` classes summed over targets, ``n_weights`` the network's
-    parameter count (torch families; None otherwise), ``gflops`` the machine's float32 matmul
-    rate on one thread. Torch: 6 FLOPs per weight and row per epoch over the epochs early
-    stopping typically runs (patience + 20, at most ``epochs``), plus prediction; linear:
-    L-BFGS passes over ``n × dim × classes``; XGBoost: ``n × columns × classes`` per round.
-    Only an ordering and a first guess: every measured fold replaces it.
-    """
-    rate = max(gflops, 1.0) * 1e9
-    if n_weights is not None:
-        epochs = int(params.get("epochs", 100))
-        patience = params.get("patience")
-        expected = min(epochs, int(patience) + 20) if patience else epochs
-        flops = 6.0 * n_weights * n_fit * expected + 2.0 * n_weights * n_predict
-        return 1.0 + flops / (rate * _EFFICIENCY["torch"])
-    if family == "linear":
-        flops = 4.0 * n_fit * dim * n_outputs * int(min(params.get("max_iter", 1000), 150))
-        return 0.5 + (flops + 2.0 * n_predict * dim * n_outputs) / (rate * _EFFICIENCY["linear"])
-    if family == "xgboost":
-        from mer_ensemble.models.xgb import AUTO_REDUCE_ABOVE
-
-        reduce = params.get("reduce", "none")
-        columns = float(dim)
-        if reduce == "pca" or (reduce == "auto" and not on_cuda and dim > AUTO_REDUCE_ABOVE):
-            columns = min(columns, n_modalities * float(params.get("reduce_components", 64)))
-        columns *= float(params.get("colsample_bytree", 1.0))
-        depth = params.get("max_depth", 6)
-        depth_sum = sum(depth) if isinstance(depth, (list, tuple)) else depth
-        rounds = float(params.get("n_estimators", 100))
-        work = n_fit * columns * n_outputs * rounds * (1 + float(depth_sum)) / 8
-        return 1.0 + work / (rate * _EFFICIENCY["xgboost"])
-    return 1.0 + 1e-7 * n_fit * dim * n_outputs
+    before = torch.get_num_threads()
+    try:
+        with threadpool_limits(threads):
+            torch.set_num_threads(threads)
+            a = torch.randn(size, size)
+            a @ a
+            best = float("inf")
+            for _ in range(rounds):
+                start = time.perf_counter()
+                for _ in range(repeats):
+                    a @ a
+                best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+    return repeats * 2 * size**3 / max(best, 1e-9) / 1e9
 
 
 def reserve_seconds(time_limit: float, n_runs: int) -> float:
@@ -149,6 +126,45 @@ class CostModel:
         if ratios:
             return unit.prior * statistics.median(ratios), True
         return unit.prior, False
+
+
+def make_units(plans: list[RunPlan], exp: Experiment, *, gflops: float | None = None) -> list[Unit]:
+    """One :class:`Unit` per run and seed, with its prior cost per job (the family's
+    ``prior_seconds``) and its value (the family's ``blend_value``; extra seeds less)."""
+    from mer_ensemble.models import WorkSize, get_model_class
+
+    ds, folds = exp.dataset, exp.folds
+    n_labelled = len(folds.rows)
+    n_fit = int(n_labelled * (folds.n_folds - 1) / folds.n_folds)
+    n_predict = n_labelled // folds.n_folds + len(ds.test_rows) + len(ds.pool_rows)
+    rate = gflops if gflops is not None else machine_gflops()
+    units: list[Unit] = []
+    for plan in plans:
+        family = get_model_class(plan.spec.name)
+        work = WorkSize(n_fit=n_fit, n_predict=n_predict, dims=[ds.features[f].dim for f in plan.features],
+                        n_outputs=sum(ds.task.target(t).n_classes for t in plan.targets),
+                        n_modalities=len({ds.features[f].modality for f in plan.features}), gflops=rate,
+                        on_cuda=family_on_cuda(plan.spec.name, exp.config.train.device), raw_inputs=plan.raw)
+        prior = family.prior_seconds({**family.defaults, **plan.spec.params}, work)
+        for rank, seed in enumerate(plan.seeds):
+            jobs = sorted((j for j in plan.jobs if j.seed == seed), key=lambda j: j.fold)
+            done = {k for k, j in enumerate(jobs) if Path(j.out).is_file()}
+            value = family.blend_value * (1.0 if rank == 0 else EXTRA_SEED_VALUE)
+            units.append(Unit(order=len(units), run=plan.key, family=plan.spec.name, seed=seed, rank=rank,
+                              jobs=jobs, prior=prior, value=value, done=done))
+    return units
+
+
+def measured_costs(units: list[Unit]) -> CostModel:
+    """A cost model that already knows the seconds of the jobs finished on disk (a resumed call)."""
+    cost = CostModel()
+    for u in units:
+        for k in sorted(u.done):
+            try:
+                cost.observe(u, job_seconds(u.jobs[k]))
+            except (OSError, ValueError, KeyError):  # an unreadable job file is re-checked by aggregate
+                pass
+    return cost
 
 
 class Executor(Protocol):

@@ -6,8 +6,8 @@ which reads the dataset from the workdir and writes its result atomically to
 ``spec.out``. So the workdir must be shared storage mounted at the same path on
 the client and every worker, and a cluster run resumes like a local one.
 
-A job whose device is CUDA and whose model family runs on a GPU (the torch
-families, XGBoost) asks the scheduler for ``resources={"GPU": 1}``: such jobs
+A job whose device is CUDA and whose model family runs on a GPU (its declared
+``uses_gpu``) asks the scheduler for ``resources={"GPU": 1}``: such jobs
 only go to workers started with ``dask worker ADDRESS --resources GPU=1``.
 With ``train.device: auto`` no resource is requested and a job uses CUDA when
 its worker has it.
@@ -42,7 +42,7 @@ def job_key(job: JobSpec) -> str:
 
 
 def job_label(job: JobSpec) -> str:
-    """How errors name a job: ``run lin fold 2 seed 0``."""
+    """How errors name a job: ``run audio-run fold 2 seed 0``."""
     return f"run {job.run_key} fold {job.fold} seed {job.seed}"
 
 

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mer_ensemble import __version__
 from mer_ensemble.config import Config, ModelSpec
 from mer_ensemble.data.groupnorm import GROUP_SUFFIX, resolve_group_item
+from mer_ensemble.data.raw import RAW_KINDS, raw_key, raw_kind
 from mer_ensemble.errors import ConfigError
 from mer_ensemble.experiment import Experiment
 from mer_ensemble.training.jobs import JobSpec
 
 __all__ = [
     "JobBuilder",
+    "RunInputs",
     "RunPlan",
     "models_summary",
     "resolve_features",
@@ -48,6 +50,17 @@ class RunPlan:
     hash: str
     round: int = 0
     pseudo_file: str | None = None
+    #: the raw inputs the run's model reads (``"text"``, ``"audio"``)
+    raw: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a checked ``models:`` entry reads: feature blocks, targets and raw inputs."""
+
+    features: list[str]
+    targets: list[str]
+    raw: tuple[str, ...] = field(default=())
 
 
 def spec_hash(*parts: Any) -> str:
@@ -57,7 +70,8 @@ def spec_hash(*parts: Any) -> str:
 
 
 def resolve_features(spec: ModelSpec, cfg: Config) -> list[str]:
-    """Feature names of a run: ``features`` may name modalities, features or both (default: all)."""
+    """Feature names of a run: ``features`` may name modalities, features or both (default: all);
+    raw inputs named there (``raw:text``) are not feature blocks (see :func:`named_raw_inputs`)."""
     modalities = cfg.data.features
     all_features = [f for names in modalities.values() for f in names]
     if not spec.features:
@@ -65,6 +79,8 @@ def resolve_features(spec: ModelSpec, cfg: Config) -> list[str]:
     out: list[str] = []
     for item in spec.features:
         derived = resolve_group_item(item, modalities)
+        if raw_kind(item) is not None:
+            continue
         if derived is not None:
             out.extend(f for f in derived if f not in out)
         elif item in modalities:
@@ -75,9 +91,20 @@ def resolve_features(spec: ModelSpec, cfg: Config) -> list[str]:
         else:
             raise ConfigError(
                 f"models[{spec.run_id}].features: {item!r} is neither a modality ({', '.join(modalities)}) "
-                f"nor a feature ({', '.join(all_features)}), with or without {GROUP_SUFFIX}"
+                f"nor a feature ({', '.join(all_features)}), with or without {GROUP_SUFFIX}, "
+                f"nor a raw input ({', '.join(raw_key(k) for k in RAW_KINDS)})"
             )
     return out
+
+
+def named_raw_inputs(spec: ModelSpec) -> list[str]:
+    """The raw inputs a run's ``features`` list names (``raw:text`` -> ``text``), checked."""
+    named = [kind for kind in map(raw_kind, spec.features or []) if kind is not None]
+    unknown = [k for k in named if k not in RAW_KINDS]
+    if unknown:
+        raise ConfigError(f"models[{spec.run_id}].features: unknown raw input(s) {[raw_key(k) for k in unknown]}; "
+                          f"expected {', '.join(raw_key(k) for k in RAW_KINDS)}")
+    return named
 
 
 def resolve_targets(spec: ModelSpec, task_targets: list[str]) -> list[str]:
@@ -104,6 +131,14 @@ def select_specs(cfg: Config, run_ids: Iterable[str] | None) -> list[ModelSpec]:
     return [by_id[r] for r in wanted]
 
 
+#: where each raw input comes from, for the error when a run needs one the data lacks
+RAW_SOURCES = {
+    "text": "set data.text_column (generic: a column of the labels CSV), use MEIJU lists with a sentence column, "
+            "or set data.text_file to a CSV with a name and a text column",
+    "audio": "set data.audio_dir to a folder holding <name>.wav per name",
+}
+
+
 def _file_digest(path: str) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
 
@@ -123,22 +158,25 @@ class JobBuilder:
 
     def threads_for(self, family: str) -> int:
         """CPU threads of a job of ``family`` (fixed per experiment and machine)."""
-        from mer_ensemble.models import get_model_class
-        from mer_ensemble.training.resources import job_threads
+        from mer_ensemble.training.resources import family_on_cuda, job_threads
 
-        uses_gpu = bool(getattr(get_model_class(family), "uses_gpu", False))
-        return job_threads(uses_gpu, self.exp.config.train.device, self.threads)
+        return job_threads(family_on_cuda(family, self.exp.config.train.device), self.threads)
 
     def check_spec(self, spec: ModelSpec) -> tuple[list[str], list[str]]:
+        """Check a ``models:`` entry (:meth:`resolve_inputs`); returns its ``(features, targets)``.
+        ``mer-ensemble check`` runs this for every entry."""
+        inputs = self.resolve_inputs(spec)
+        return inputs.features, inputs.targets
+
+    def resolve_inputs(self, spec: ModelSpec) -> RunInputs:
         """Check a ``models:`` entry (family, parameter names, features, targets, then the
-        parameter values and types by building the model once with the data's feature
-        dims, as every job will); returns its ``(features, targets)``. Errors name the run
-        id and what is allowed. ``mer-ensemble check`` runs this for every entry."""
-        from mer_ensemble.errors import DataError, ModelError
-        from mer_ensemble.models import create_model, get_model_class, model_defaults
+        parameter values and types by building the model once with the data's feature dims, as
+        every job will, then the raw inputs that model declares against the data's); returns
+        what it reads. Errors name the run id and what is allowed."""
+        from mer_ensemble.models import get_model_class, model_defaults
 
         try:
-            get_model_class(spec.name)
+            family = get_model_class(spec.name)
         except Exception as exc:  # noqa: BLE001 - re-raised with the run id
             raise ConfigError(f"models[{spec.run_id}].name: {exc}") from None
         unknown = sorted(set(spec.params) - set(model_defaults(spec.name)))
@@ -149,39 +187,77 @@ class JobBuilder:
             )
         features = resolve_features(spec, self.exp.config)
         targets = resolve_targets(spec, self.exp.task.target_names)
+        if family.needs_features and not features:
+            raise ConfigError(f"models[{spec.run_id}].features: {spec.name} needs at least one feature block "
+                              "(a modality or a feature folder)")
+        raw = self._raw_inputs(spec, self.model_for(spec.run_id, spec.name, spec.params, features, targets))
+        return RunInputs(features, targets, raw)
+
+    def model_for(self, run_id: str, name: str, params: dict[str, Any], features: list[str],
+                  targets: list[str]) -> Any:
+        """The model a job of this run builds (unfitted), with the data's feature dims; parameter
+        values and types that the family refuses are a :class:`ConfigError` naming the run."""
+        from mer_ensemble.errors import DataError, ModelError
+        from mer_ensemble.models import create_model
+
         ds = self.exp.dataset
         try:
-            create_model(
-                spec.name,
+            return create_model(
+                name,
                 targets={t: ds.task.target(t).n_classes for t in targets},
                 feature_dims={f: ds.features[f].dim for f in features},
                 modalities={f: ds.features[f].modality for f in features},
                 device=self.exp.config.train.device,
-                **spec.params,
+                **params,
             )
         except (ModelError, DataError) as exc:
-            raise ConfigError(f"models[{spec.run_id}]: {exc}") from None
-        return features, targets
+            raise ConfigError(f"models[{run_id}]: {exc}") from None
+
+    def _raw_inputs(self, spec: ModelSpec, model: Any) -> tuple[str, ...]:
+        """The raw inputs ``model`` declares, checked against what the run names and what the data has."""
+        declared = tuple(model.raw_inputs)
+        extra = [raw_key(k) for k in named_raw_inputs(spec) if k not in declared]
+        if extra:
+            reads = ", ".join(raw_key(k) for k in declared) or "no raw input"
+            raise ConfigError(f"models[{spec.run_id}].features: {spec.name} does not read {', '.join(extra)} "
+                              f"(it reads {reads})")
+        have = self.exp.dataset.raw
+        for kind in declared:
+            if kind not in have:
+                raise ConfigError(f"models[{spec.run_id}]: {spec.name} reads {raw_key(kind)} but the data has none; "
+                                  f"{RAW_SOURCES[kind]}")
+        return declared
 
     def run_digest(self, name: str, params: dict[str, Any], features: list[str], targets: list[str],
-                   pseudo_file: str | None = None, *, threads: int | None = None) -> str:
-        """The key of a run's job folder: model, parameters, inputs, folds, data, pseudo-label
-        file, CPU threads per job (they change a CPU fit's numbers), version, and what a family
-        adds through a ``run_identity(params)`` classmethod (a fine-tuned checkpoint's identity)."""
+                   pseudo_file: str | None = None, *, threads: int | None = None, raw: Sequence[str] = ()) -> str:
+        """The key of a run's job folder: model, parameters, inputs (the raw inputs it reads by
+        their content), folds, data, pseudo-label file, CPU threads per job (they change a CPU
+        fit's numbers), version, and what a family adds through a ``run_identity(params)``
+        classmethod (a fine-tuned checkpoint's identity)."""
         from mer_ensemble.models import get_model_class
 
         exp = self.exp
         pseudo_digest = _file_digest(pseudo_file) if pseudo_file else None
         threads = threads or self.threads_for(name)
+        parts: list[Any] = [name, params, features, targets, exp.folds.hash, exp.dataset.fingerprint, pseudo_digest,
+                            exp.config.data.max_frames, {"threads": threads}, __version__]
+        if raw:
+            parts.append({"raw": {kind: exp.dataset.raw_digests[kind] for kind in raw}})
         identity = getattr(get_model_class(name), "run_identity", None)
-        extra = [identity(params)] if identity is not None else []
-        return spec_hash(name, params, features, targets, exp.folds.hash, exp.dataset.fingerprint, pseudo_digest,
-                         exp.config.data.max_frames, {"threads": threads}, __version__, *extra)
+        if identity is not None:
+            parts.append(identity(params))
+        return spec_hash(*parts)
 
     def job(self, *, run_key: str, model: str, params: dict[str, Any], features: list[str], targets: list[str],
-            fold: int, seed: int, out: Path, pseudo_file: str | None = None, threads: int | None = None) -> JobSpec:
-        """One model × fold × seed job writing ``out`` (``threads``: default :meth:`threads_for`)."""
+            fold: int, seed: int, out: Path, pseudo_file: str | None = None, threads: int | None = None,
+            raw: Sequence[str] | None = None) -> JobSpec:
+        """One model × fold × seed job writing ``out`` (``threads``: default :meth:`threads_for`;
+        ``raw``: default the raw inputs the model declares with these ``params``)."""
+        from mer_ensemble.models import model_ref
+
         exp = self.exp
+        if raw is None:
+            raw = tuple(self.model_for(run_key, model, params, features, targets).raw_inputs)
         return JobSpec(
             config=self._config,
             config_source=exp.config.source or "config",
@@ -198,26 +274,29 @@ class JobBuilder:
             threads=threads or self.threads_for(model),
             pseudo_file=pseudo_file,
             device=exp.config.train.device,
+            raw=tuple(raw),
+            model_ref=model_ref(model),
         )
 
     def plan(self, spec: ModelSpec, *, round_: int = 0, pseudo_file: str | None = None,
              key_suffix: str = "") -> RunPlan:
         """The checked run of one ``models:`` entry: every fold × seed job, outputs under
         ``workdir/jobs/<run key>/<run digest>/``."""
-        features, targets = self.check_spec(spec)
+        inputs = self.resolve_inputs(spec)
+        features, targets, raw = inputs.features, inputs.targets, inputs.raw
         seeds = list(spec.seeds or self.exp.config.cv.seeds)
         key = spec.run_id + key_suffix
         threads = self.threads_for(spec.name)
-        digest = self.run_digest(spec.name, spec.params, features, targets, pseudo_file, threads=threads)
+        digest = self.run_digest(spec.name, spec.params, features, targets, pseudo_file, threads=threads, raw=raw)
         folder = self.exp.workdir / "jobs" / key / digest
         jobs = [
             self.job(run_key=key, model=spec.name, params=spec.params, features=features, targets=targets,
                      fold=k, seed=seed, out=folder / f"fold{k}-seed{seed}.npz", pseudo_file=pseudo_file,
-                     threads=threads)
+                     threads=threads, raw=raw)
             for seed in seeds
             for k in range(self.exp.folds.n_folds)
         ]
-        return RunPlan(key, spec, features, targets, seeds, jobs, digest, round_, pseudo_file)
+        return RunPlan(key, spec, features, targets, seeds, jobs, digest, round_, pseudo_file, raw)
 
 
 def models_summary(exp: Experiment) -> str:
@@ -231,9 +310,10 @@ def models_summary(exp: Experiment) -> str:
     lines.extend(exp.notes)
     width = max(len(m.run_id) for m in cfg.models)
     for spec in cfg.models:
-        features, targets = builder.check_spec(spec)
+        inputs = builder.resolve_inputs(spec)
         seeds = spec.seeds or cfg.cv.seeds
         mark = " (auto)" if spec.origin == "auto" else ""
-        lines.append(f"  {spec.run_id:<{width}}  {spec.name:<17} {'+'.join(features)}  targets {','.join(targets)}"
+        reads = "+".join([*inputs.features, *map(raw_key, inputs.raw)])
+        lines.append(f"  {spec.run_id:<{width}}  {spec.name:<17} {reads}  targets {','.join(inputs.targets)}"
                      f"  seeds {len(seeds)}{mark}")
     return "\n".join(lines)

@@ -1,12 +1,14 @@
 """How many jobs run at once and how many CPU threads each one uses.
 
 ``train.threads`` fixes the threads of every job; left unset, :func:`job_threads` picks them
-from the family and the device only. The thread count changes the numbers a CPU fit produces
-(torch, MKL/OpenBLAS and XGBoost sum in a different order with another count; see
+from where the job's model runs (:func:`family_on_cuda`: the family's declared ``uses_gpu`` and
+``train.device``) only. The thread count changes the numbers a CPU fit produces
+(torch, MKL/OpenBLAS and the tree libraries sum in a different order with another count; see
 ``docs/benchmarks.md``), so it is part of a run's job key and never depends on how many jobs
 run in parallel: ``--jobs 1`` and ``--jobs 4`` write the same predictions.
 
-``train.jobs: auto`` then picks how many jobs run at once (:func:`auto_slots`): as many as the
+``train.jobs: auto`` then picks how many jobs run at once (:func:`choose_slots`,
+:func:`auto_slots`): as many as the
 cores hold at the jobs' thread counts, fewer when the machine's memory cannot hold that many
 copies of the training data, and one job in this process when the work is too small to pay
 for starting worker processes.
@@ -15,16 +17,25 @@ for starting worker processes.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mer_ensemble.experiment import Experiment
+    from mer_ensemble.training.budget import CostModel, Unit
 
 __all__ = [
     "INLINE_BELOW_SECONDS",
     "Slots",
     "auto_slots",
+    "choose_slots",
     "cpu_cores",
     "cuda_devices",
+    "family_on_cuda",
     "job_memory_bytes",
     "job_threads",
+    "runs_on_cuda",
     "total_memory_bytes",
 ]
 
@@ -37,7 +48,7 @@ CUDA_JOB_THREADS = 4
 JOBS_PER_GPU = 2
 #: share of the machine's memory the parallel jobs may fill
 MEMORY_SHARE = 0.7
-#: memory of a job process before it reads any data (interpreter, torch, XGBoost, scikit-learn)
+#: memory of a job process before it reads any data (interpreter and the numeric libraries)
 BASE_JOB_BYTES = 600 * 2**20
 
 
@@ -73,14 +84,23 @@ def runs_on_cuda(family_uses_gpu: bool, device: str) -> bool:
     return name.startswith("cuda") or cuda_devices() > 0
 
 
-def job_threads(family_uses_gpu: bool, device: str, configured: int | None = None) -> int:
+def family_on_cuda(family: str, device: str) -> bool:
+    """Whether jobs of the registered ``family`` run on CUDA under ``train.device`` (its
+    declared ``uses_gpu``)."""
+    from mer_ensemble.models import get_model_class
+
+    return runs_on_cuda(get_model_class(family).uses_gpu, device)
+
+
+def job_threads(on_cuda: bool, configured: int | None = None) -> int:
     """CPU threads of one job: ``train.threads`` when set, else 1 on the CPU (independent
     jobs in parallel processes use the cores better than threads inside one small fit:
     ``scripts/bench_train.py --part parallel``) and :data:`CUDA_JOB_THREADS` for a job whose
-    model runs on CUDA. Never depends on the number of parallel jobs."""
+    model runs on CUDA (``on_cuda``, :func:`family_on_cuda`). Never depends on the number of
+    parallel jobs."""
     if configured:
         return int(configured)
-    if runs_on_cuda(family_uses_gpu, device):
+    if on_cuda:
         return min(CUDA_JOB_THREADS, cpu_cores())
     return 1
 
@@ -136,3 +156,23 @@ def auto_slots(*, threads: list[int], memory: list[int], work_seconds: float, gp
     jobs = min(limits.values())
     binding = min(limits, key=lambda k: limits[k])
     return Slots(jobs, cores, False, f"{cores} cores; limited by {binding}")
+
+
+def choose_slots(setting: int | str, units: Sequence[Unit], exp: Experiment, cost: CostModel, *,
+                 time_limit: float | None) -> Slots:
+    """How many jobs run at once: the ``train.jobs``/``--jobs`` number, or ``auto`` (:func:`auto_slots`
+    over the jobs still to run, with their threads, memory, estimated seconds and devices)."""
+    # units whose single fold is longer than the whole budget will be skipped: they do not count
+    fits = [u for u in units if time_limit is None or cost.per_job(u)[0] <= time_limit]
+    todo = [(u, j) for u in fits for k, j in enumerate(u.jobs) if k not in u.done]
+    if setting != "auto":
+        n = int(setting)
+        # one job with a time limit still runs in a worker, which the deadline can stop
+        return Slots(n, None, n == 1 and time_limit is None, "train.jobs / --jobs")
+    ds = exp.dataset
+    n_fit = int(len(exp.folds.rows) * (exp.folds.n_folds - 1) / exp.folds.n_folds)
+    device = exp.config.train.device
+    gpu = [family_on_cuda(u.family, device) for u, _ in todo]
+    memory = [job_memory_bytes(n_fit, sum(ds.features[f].dim for f in j.features)) for _, j in todo]
+    return auto_slots(threads=[j.threads for _, j in todo], memory=memory,
+                      work_seconds=sum(cost.per_job(u)[0] for u, _ in todo), gpu_jobs=sum(gpu), time_limit=time_limit)

@@ -29,6 +29,10 @@ COMMANDS = [
     "corrupt",
     "tune",
     "report",
+    "prepare",
+    "transcribe",
+    "denoise",
+    "features",
 ]
 
 
@@ -128,6 +132,7 @@ def test_blend_refuses_mismatched_runs(demo, tmp_path: Path):
     shutil.copytree(wd / "store", broken / "store")
     shutil.copytree(wd / "cache", broken / "cache")
     shutil.copy(wd / "folds.csv", broken / "folds.csv")
+    shutil.copy(wd / "folds.json", broken / "folds.json")
     meta = json.loads((broken / "store" / "lin_all.json").read_text())
     meta["folds_hash"] = "0000"
     (broken / "store" / "lin_all.json").write_text(json.dumps(meta))

@@ -152,7 +152,8 @@ def test_filesystem_errors_are_one_line_with_the_path(experiment: Path, tmp_path
 
 def test_validate_submission_accepts_the_zip_blend_writes(tmp_path: Path):
     from mer_ensemble.config import load_config
-    from mer_ensemble.data.load import load_table, resolve_config_task
+    from mer_ensemble.data.load import load_table, resolve_data_task
+    from mer_ensemble.experiment import data_settings
     from mer_ensemble.submission import write_submission
     from tests.conftest import REPO
 
@@ -162,8 +163,8 @@ def test_validate_submission_accepts_the_zip_blend_writes(tmp_path: Path):
     config = tmp_path / "meiju.yaml"
     config.write_text((REPO / "configs" / "demo-meiju.yaml").read_text().replace("../demo/meiju", str(data)))
     cfg = load_config(config)
-    table = load_table(cfg)
-    task = resolve_config_task(cfg, table)
+    table = load_table(data_settings(cfg))
+    task = resolve_data_task(data_settings(cfg), table)
     names = table.loc[table["split"] == "test", "name"].tolist()
     labels = {t: np.zeros(len(names), dtype=np.int64) for t in task.target_names}
     (tmp_path / "sub").mkdir()

@@ -11,13 +11,14 @@ from mer_ensemble.config import load_config
 from mer_ensemble.data import load_dataset
 from mer_ensemble.data.features import KEEP_OTHER_ENTRIES, find_feature_files, load_feature
 from mer_ensemble.errors import DataError
+from mer_ensemble.experiment import data_settings
 from tests.conftest import write_config, write_generic
 
 
 def test_cache_is_memory_mapped_and_same(generic_config: Path, tmp_path: Path):
     cfg = load_config(generic_config)
-    first = load_dataset(cfg, tmp_path / "wd")
-    second = load_dataset(cfg, tmp_path / "wd")
+    first = load_dataset(data_settings(cfg), tmp_path / "wd")
+    second = load_dataset(data_settings(cfg), tmp_path / "wd")
     assert isinstance(second.features["fa-UTT"].values, np.memmap)
     assert np.array_equal(first.features["fa-UTT"].values, second.features["fa-UTT"].values)
     assert first.fingerprint == second.fingerprint
@@ -29,7 +30,7 @@ def test_frame_level_features_ragged_pooled_and_padded(tmp_path: Path):
     cfg = load_config(write_config(tmp_path / "c.yaml", root,
                                    **{"data.features": {"audio": ["fa-UTT"], "video": ["fc-FRA"]}}))
     for _ in range(2):  # second pass reads the cache
-        ds = load_dataset(cfg, tmp_path / "wd")
+        ds = load_dataset(data_settings(cfg), tmp_path / "wd")
         block = ds.features["fc-FRA"]
         assert block.level == "frame" and block.dim == 4
         first = np.load(root / "features" / "fc-FRA" / "utt0000.npy")
@@ -47,7 +48,7 @@ def test_per_frame_folder_feature(tmp_path: Path):
         for k in range(3):
             np.save(folder / name / f"{k:03d}.npy", np.full(5, k, np.float32))
     cfg = load_config(write_config(tmp_path / "c.yaml", root, **{"data.features": {"video": ["fd"]}}))
-    ds = load_dataset(cfg, tmp_path / "wd")
+    ds = load_dataset(data_settings(cfg), tmp_path / "wd")
     assert ds.features["fd"].level == "frame"
     np.testing.assert_allclose(ds.features["fd"].pooled()[0], np.ones(5))
 
@@ -65,16 +66,16 @@ def _rewrite_in_place(path: Path, values: np.ndarray) -> None:
 
 def test_a_file_changed_in_place_invalidates_the_cache(generic_config: Path, generic_root: Path, tmp_path: Path):
     cfg = load_config(generic_config)
-    first = load_dataset(cfg, tmp_path / "wd")
+    first = load_dataset(data_settings(cfg), tmp_path / "wd")
     path = generic_root / "features" / "fa-UTT" / "utt0002.npy"
     _rewrite_in_place(path, np.full(8, 7.5, np.float32))
-    second = load_dataset(cfg, tmp_path / "wd")
+    second = load_dataset(data_settings(cfg), tmp_path / "wd")
     np.testing.assert_array_equal(second.features["fa-UTT"].values[2], np.full(8, 7.5))
     assert first.fingerprint != second.fingerprint
     assert len(list((tmp_path / "wd" / "cache").glob("fa-UTT-*"))) == 1  # replaced, not added
     _rewrite_in_place(path, np.array([np.nan] * 8, np.float32))
     with pytest.raises(DataError, match=r"utt0002.npy: 8 NaN/inf"):
-        load_dataset(cfg, tmp_path / "wd")
+        load_dataset(data_settings(cfg), tmp_path / "wd")
 
 
 def test_adding_a_frame_to_a_per_frame_folder_invalidates_the_cache(tmp_path: Path):
@@ -85,9 +86,9 @@ def test_adding_a_frame_to_a_per_frame_folder_invalidates_the_cache(tmp_path: Pa
         (folder / name).mkdir(parents=True)
         np.save(folder / name / "000.npy", np.zeros(5, np.float32))
     cfg = load_config(write_config(tmp_path / "c.yaml", root, **{"data.features": {"video": ["fd"]}}))
-    assert load_dataset(cfg, tmp_path / "wd").features["fd"].lengths()[0] == 1
+    assert load_dataset(data_settings(cfg), tmp_path / "wd").features["fd"].lengths()[0] == 1
     np.save(folder / names[0] / "001.npy", np.ones(5, np.float32))
-    block = load_dataset(cfg, tmp_path / "wd").features["fd"]
+    block = load_dataset(data_settings(cfg), tmp_path / "wd").features["fd"]
     assert block.lengths()[0] == 2 and block.pooled()[0, 0] == pytest.approx(0.5)
 
 
@@ -101,10 +102,10 @@ def test_stale_entries_of_a_feature_are_pruned(generic_root: Path, tmp_path: Pat
 
 def test_a_damaged_cache_entry_is_rebuilt(generic_config: Path, tmp_path: Path):
     cfg = load_config(generic_config)
-    first = load_dataset(cfg, tmp_path / "wd")
+    first = load_dataset(data_settings(cfg), tmp_path / "wd")
     for values in (tmp_path / "wd" / "cache").glob("*/values.npy"):
         values.write_bytes(b"\x00" * 10)
-    second = load_dataset(cfg, tmp_path / "wd")
+    second = load_dataset(data_settings(cfg), tmp_path / "wd")
     assert second.fingerprint == first.fingerprint
 
 
@@ -116,7 +117,7 @@ def test_a_dimension_mismatch_names_the_odd_file_and_the_common_dimension(tmp_pa
     np.save(root / "features" / "fa-UTT" / f"{odd}.npy", np.zeros(9, np.float32))
     cfg = load_config(write_config(tmp_path / "c.yaml", root))
     with pytest.raises(DataError, match=rf"{odd}.npy: shape \(9,\), expected \(8,\) like 109 of the 110 files") as err:
-        load_dataset(cfg, tmp_path / "wd")
+        load_dataset(data_settings(cfg), tmp_path / "wd")
     assert "1 file(s) differ" in str(err.value)
 
 
@@ -127,7 +128,7 @@ def test_several_odd_files_are_listed_with_a_count(tmp_path: Path):
     cfg = load_config(write_config(tmp_path / "c.yaml", root, **{"data.features": {"video": ["fc-FRA"]}}))
     with pytest.raises(DataError, match=r"utt0000.npy: shape \(3, 7\), expected \(T, 4\) like 105 of the 110 .*"
                                         r"5 file\(s\) differ: utt0000.npy, utt0001.npy, utt0002.npy \(\+2 more\)"):
-        load_dataset(cfg, tmp_path / "wd")
+        load_dataset(data_settings(cfg), tmp_path / "wd")
 
 
 # --- the official reader's squeezed shapes --------------------------------------------------------
@@ -142,7 +143,7 @@ def test_a_one_frame_clip_and_one_by_d_frames_read_as_the_official_reader(tmp_pa
             np.save(folder / name / f"{k:03d}.npy", np.full((1, 3), k, np.float32))  # (1, D) per frame
     features = {"video": ["fc-FRA"], "face": ["fe-FRA"]}
     cfg = load_config(write_config(tmp_path / "c.yaml", root, **{"data.features": features}))
-    ds = load_dataset(cfg, tmp_path / "wd")
+    ds = load_dataset(data_settings(cfg), tmp_path / "wd")
     clip = ds.features["fc-FRA"]
     assert clip.lengths()[3] == 1 and clip.pooled()[3].tolist() == [0, 1, 2, 3]
     faces = ds.features["fe-FRA"]
@@ -171,7 +172,7 @@ def test_a_broken_feature_file_is_named(tmp_path: Path, content: bytes, message:
     broken.write_bytes(content)
     cfg = load_config(write_config(tmp_path / "c.yaml", root, **{"data.features": features}))
     with pytest.raises(DataError, match=message) as err:
-        load_dataset(cfg, tmp_path / "wd")
+        load_dataset(data_settings(cfg), tmp_path / "wd")
     assert str(broken) in str(err.value) and "pickle" not in str(err.value)
 
 

@@ -6,12 +6,13 @@ import pytest
 from mer_ensemble.config import load_config
 from mer_ensemble.data import load_dataset, load_or_make_folds, make_folds
 from mer_ensemble.errors import DataError
+from mer_ensemble.experiment import data_settings
 from tests.conftest import write_config, write_generic
 
 
 @pytest.fixture
 def ds(generic_config: Path):
-    return load_dataset(load_config(generic_config), None)
+    return load_dataset(data_settings(load_config(generic_config)), None)
 
 
 def test_folds_cover_labelled_rows_once_and_keep_groups(ds):
@@ -29,7 +30,7 @@ def test_folds_cover_labelled_rows_once_and_keep_groups(ds):
 def test_folds_stratify_without_groups(tmp_path: Path):
     root = write_generic(tmp_path / "d", n_train=300)
     cfg = load_config(write_config(tmp_path / "c.yaml", root, **{"data.group_by": None}))
-    ds = load_dataset(cfg, None)
+    ds = load_dataset(data_settings(cfg), None)
     folds = make_folds(ds, 5, seed=1)
     y = ds.labels["emotion"][folds.rows]
     overall = np.bincount(y) / len(y)

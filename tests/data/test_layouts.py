@@ -1,7 +1,6 @@
-"""Layouts and loading a dataset from them, bad input named."""
+"""The competition layouts (data/layouts.py): each list format read into one table, names checked,
+the rows' text where the lists carry it."""
 
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,60 +10,7 @@ import pytest
 from mer_ensemble.config import load_config
 from mer_ensemble.data import load_dataset
 from mer_ensemble.errors import DataError
-from tests.conftest import shared, write_config, write_generic
-
-
-def test_generic_layout(generic_config: Path, tmp_path: Path):
-    cfg = load_config(generic_config)
-    ds = load_dataset(cfg, tmp_path / "wd")
-    assert ds.n_rows == 110
-    assert len(ds.labelled_rows) == 60 and len(ds.test_rows) == 20 and len(ds.pool_rows) == 30
-    assert ds.task.target("emotion").classes == ("anger", "joy", "neutral")
-    assert (ds.labels["emotion"][ds.test_rows] == -1).all()
-    assert ds.features["fa-UTT"].values.shape == (110, 8)
-    assert ds.groups is not None and len(ds.fingerprint) == 16
-
-
-def _broken(tmp_path: Path, breaker) -> Path:
-    root = write_generic(tmp_path / "d")
-    breaker(root)
-    classes = {"emotion": ["anger", "joy", "neutral"], "sentiment": ["negative", "positive"]}
-    return write_config(tmp_path / "c.yaml", root, **{"data.classes": classes})
-
-
-@pytest.mark.parametrize(
-    "breaker, message",
-    [
-        (lambda r: (r / "features" / "fa-UTT" / "utt0003.npy").unlink(), r"missing feature|utt0003"),
-        (lambda r: np.save(r / "features" / "fa-UTT" / "utt0004.npy", np.zeros(9, np.float32)),
-         r"utt0004.npy: shape \(9,\), expected \(8,\)"),
-        (lambda r: np.save(r / "features" / "fa-UTT" / "utt0005.npy", np.full(8, np.nan, np.float32)),
-         r"utt0005.npy: 8 NaN/inf"),
-        (lambda r: (r / "labels.csv").write_text((r / "labels.csv").read_text().replace(",joy,", ",joyful,", 1)),
-         r"emotion='joyful', not a class|emotion='joyful'"),
-        (lambda r: (r / "labels.csv").write_text((r / "labels.csv").read_text().replace("utt0001,", "utt0000,", 1)),
-         r"duplicate name 'utt0000'"),
-        (lambda r: pd.read_csv(r / "labels.csv").drop(columns=["sentiment"]).to_csv(r / "labels.csv", index=False),
-         r"labels.csv: missing column\(s\) \['sentiment'\]"),
-        (lambda r: pd.read_csv(r / "labels.csv").query("split != 'test'").to_csv(r / "labels.csv", index=False),
-         r"the test split is empty"),
-        (lambda r: shutil.rmtree(r / "features" / "fb-UTT"), r"feature folder .*fb-UTT not found"),
-        (lambda r: (r / "labels.csv").write_text((r / "labels.csv").read_text().replace(",train,", ",trian,", 1)),
-         r"column split has 'trian'"),
-    ],
-)
-def test_bad_input_is_named(tmp_path: Path, breaker, message: str):
-    cfg = load_config(_broken(tmp_path, breaker))
-    with pytest.raises(DataError, match=message):
-        load_dataset(cfg, tmp_path / "wd")
-    assert not list((tmp_path / "wd").glob("cache/*.tmp-*"))
-
-
-def test_labels_are_case_insensitive(tmp_path: Path):
-    cfg = load_config(_broken(tmp_path, lambda r: (r / "labels.csv").write_text(
-        (r / "labels.csv").read_text().replace(",neutral,", ",Neutral,"))))
-    ds = load_dataset(cfg, None)
-    assert "neutral" in ds.task.target("emotion").classes and "Neutral" not in ds.task.target("emotion").classes
+from mer_ensemble.experiment import data_settings
 
 
 def test_mer2024_layout(tmp_path: Path):
@@ -87,7 +33,7 @@ def test_mer2024_layout(tmp_path: Path):
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(f"task: mer2024-semi\ndata:\n  layout: mer2024\n  root: {root}\n"
                         "  candidate_file: candidate-names.csv\n  features: {audio: [hubert-FRA]}\n")
-    ds = load_dataset(load_config(cfg_path), None)
+    ds = load_dataset(data_settings(load_config(cfg_path)), None)
     assert len(ds.test_rows) == 6 and len(ds.pool_rows) == 8
     assert ds.task.target("discrete").classes[0] == "neutral"
     assert ds.features["hubert-FRA"].level == "frame"
@@ -112,29 +58,13 @@ def test_meiju_layout(tmp_path: Path):
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(f"task: meiju2025-track1\ndata:\n  layout: meiju\n  root: {root}\n"
                         "  features: {text: [roberta-FRA]}\n")
-    ds = load_dataset(load_config(cfg_path), None)
+    ds = load_dataset(data_settings(load_config(cfg_path)), None)
     assert ds.task.target_names == ["emotion", "intent"]
     assert (ds.split == "dev").sum() == 1 and len(ds.labelled_rows) == 13
     assert ds.labels["intent"][0] == ds.task.target("intent").classes.index("questioning")
     (root / "Training_files.txt").write_text("Track1_Training_00000.mp4 happy\n")
     with pytest.raises(DataError, match="line 1: expected"):
-        load_dataset(load_config(cfg_path), None)
-
-
-def test_shared_emodb_and_meld():
-    from tests.conftest import REPO
-
-    emodb = shared("emodb")
-    assert emodb.is_dir()
-    ds = load_dataset(load_config(REPO / "configs" / "emodb.yaml"), None)
-    assert len(ds.labelled_rows) == 408 and len(ds.test_rows) == 127
-    assert ds.features["whisper-tiny-UTT"].dim == 384 and ds.task.target("discrete").n_classes == 7
-    shared("meld")
-    start = time.perf_counter()
-    meld = load_dataset(load_config(REPO / "configs" / "meld.yaml"), None)
-    assert time.perf_counter() - start < 120
-    assert len(meld.pool_rows) == 7989 and len(meld.test_rows) == 2610
-    assert meld.task.target_names == ["emotion", "sentiment"]
+        load_dataset(data_settings(load_config(cfg_path)), None)
 
 
 def _meiju_lists(root: Path) -> None:
@@ -259,3 +189,54 @@ def test_text_extraction_names_lose_one_media_extension(tmp_path: Path):
     path.write_text("FileName,sentence\n../x.mp4,hi\n")
     with pytest.raises(DataError, match=r"line 2: name '../x'"):
         read_texts(path, name_column="FileName", text_column="sentence")
+
+
+def test_meiju_sentences_are_the_rows_text(tmp_path: Path):
+    from mer_ensemble.data.layouts import read_layout
+    from mer_ensemble.data.raw import RAW_TEXT, text_values
+
+    root = tmp_path / "meiju"
+    root.mkdir()
+    pd.DataFrame({"FileName": ["t1.mp4", "t2.mp4"], "Sentence": ["I agree.", " "], "emotion": ["happy", "sad"],
+                  "intent": ["agreeing", "neutral"]}).to_csv(root / "Training.csv", index=False)
+    (root / "Testing_files.txt").write_text("x1.mp4\n")  # a text list carries no sentence
+    pd.DataFrame({"name": ["p1"], "sentence": ["Pool words."]}).to_csv(root / "NoAnnotation_transcription.csv",
+                                                                       index=False)
+    table = read_layout("meiju", root, targets=["emotion", "intent"], pool_file="NoAnnotation_transcription.csv")
+    text = dict(zip(table["name"], text_values(table[RAW_TEXT].tolist()), strict=True))
+    assert text == {"t1": "I agree.", "t2": None, "x1": None, "p1": "Pool words."}, "a text list carries no text"
+    (root / "Training.csv").write_text("FileName,emotion,intent\nt1.mp4,happy,agreeing\n")
+    table = read_layout("meiju", root, targets=["emotion", "intent"], pool_file="Testing_files.txt",
+                        test_file="Testing_files.txt")
+    assert RAW_TEXT not in table.columns, "no list with a sentence column: the data has no text"
+
+
+def test_generic_text_column(tmp_path: Path):
+    from mer_ensemble.data.layouts import read_generic
+    from mer_ensemble.data.raw import RAW_TEXT, text_values
+
+    root = tmp_path / "g"
+    root.mkdir()
+    pd.DataFrame({"name": ["a", "b", "c"], "split": ["train", "train", "test"], "emotion": ["joy", "sad", ""],
+                  "text": ["Hi there", "", "Bye"], "utterance": ["u1", "u2", "u3"]}).to_csv(root / "labels.csv",
+                                                                                         index=False)
+    assert text_values(read_generic(root, targets=["emotion"])[RAW_TEXT].tolist()).tolist() == ["Hi there", None, "Bye"]
+    assert read_generic(root, targets=["emotion"], text_column="utterance")[RAW_TEXT].tolist() == ["u1", "u2", "u3"]
+    with pytest.raises(DataError, match=r"labels.csv: data.text_column 'transcript' not found; found \['name'"):
+        read_generic(root, targets=["emotion"], text_column="transcript")
+
+
+def test_transcript_csvs_by_name(tmp_path: Path):
+    from mer_ensemble.data.layouts import read_text_file
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    pd.DataFrame({"name": ["s1.mp4", "s2"], "English": ["one", "two"], "Chinese": ["一", "二"]}).to_csv(first,
+                                                                                                     index=False)
+    pd.DataFrame({"FileName": ["s2.wav", "s3.wav"], "english": ["again", "three"]}).to_csv(second, index=False)
+    assert read_text_file([first, second]) == {"s1": "one", "s2": "two", "s3": "three"}, "the first row of a name wins"
+    assert read_text_file([first], "chinese") == {"s1": "一", "s2": "二"}
+    pd.DataFrame({"name": ["s1"], "words": ["x"]}).to_csv(first, index=False)
+    with pytest.raises(DataError, match=r"a.csv: no text column any of \['text', 'sentence', 'english', 'chinese'\]"):
+        read_text_file([first])
+    with pytest.raises(DataError, match="data.text_file: .*missing.csv not found"):
+        read_text_file([tmp_path / "missing.csv"])

@@ -139,21 +139,28 @@ def test_model_defaults_is_a_copy() -> None:
     assert model_defaults("mlp")["hidden"] > 0
 
 
+class TinyProbeModel(MerModel):
+    """The smallest family: learns nothing, predicts nothing."""
+
+    def _fit(self, data):  # noqa: ANN001
+        pass
+
+    def predict_proba(self, X):  # noqa: ANN001
+        return {}
+
+    def save(self, path):  # noqa: ANN001
+        pass
+
+    @classmethod
+    def load(cls, path):  # noqa: ANN001
+        return cls(targets={}, feature_dims={}, modalities={})
+
+
+class RefProbeModel(TinyProbeModel):
+    """A family this test module defines, registered by reference as a worker process would."""
+
+
 def test_register_model_names_and_refuses_duplicates() -> None:
-    class TinyProbeModel(MerModel):
-        def _fit(self, data):  # noqa: ANN001
-            pass
-
-        def predict_proba(self, X):  # noqa: ANN001
-            return {}
-
-        def save(self, path):  # noqa: ANN001
-            pass
-
-        @classmethod
-        def load(cls, path):  # noqa: ANN001
-            return cls(targets={}, feature_dims={}, modalities={})
-
     try:
         register_model(TinyProbeModel)
         assert TinyProbeModel.name == "tiny_probe" and "tiny_probe" in list_models()
@@ -161,6 +168,24 @@ def test_register_model_names_and_refuses_duplicates() -> None:
             register_model("linear")(TinyProbeModel)
     finally:
         _registry._MODELS.pop("tiny_probe", None)
+        TinyProbeModel.name = ""
+
+
+def test_a_family_is_found_by_reference_where_nothing_registered_it(monkeypatch) -> None:
+    from mer_ensemble.models import model_ref, resolve_model
+
+    monkeypatch.setattr(_registry, "_MODELS", dict(_registry._MODELS))
+    assert model_ref("linear") == "mer_ensemble.models.linear:LinearModel"
+    assert resolve_model("linear", "anything:Ignored") is get_model_class("linear"), "a registered name wins"
+    ref = f"{RefProbeModel.__module__}:RefProbeModel"
+    try:
+        assert resolve_model("ref_probe", ref) is RefProbeModel and get_model_class("ref_probe") is RefProbeModel
+    finally:
+        RefProbeModel.name = ""
+    with pytest.raises(ModelError, match=r"model 'gone': cannot import its class no_such_module:X here"):
+        resolve_model("gone", "no_such_module:X")
+    with pytest.raises(ModelError, match="unknown model 'gone'"):
+        resolve_model("gone")
 
 
 def test_import_is_light() -> None:

@@ -15,7 +15,7 @@ import yaml
 from mer_ensemble.config import load_config
 from mer_ensemble.data import load_dataset, load_or_make_folds
 from mer_ensemble.errors import DataError, ModelError
-from mer_ensemble.experiment import Experiment
+from mer_ensemble.experiment import Experiment, data_settings
 from mer_ensemble.models import create_model
 from mer_ensemble.models._inputs import variant_key
 from mer_ensemble.models.attention_fusion import AttentionFusionModel
@@ -164,7 +164,7 @@ def test_cmdm_receives_only_pool_rows_in_a_train_all_run(tmp_path: Path, monkeyp
     monkeypatch.setattr(AttentionFusionModel, "fit", spy)
     monkeypatch.setattr(AttentionFusionNet, "_matching_loss", spy_matching)
     train_all(Experiment.open(cfg, tmp_path / "wd"), progress=False)
-    ds = load_dataset(cfg, tmp_path / "wd")
+    ds = load_dataset(data_settings(cfg), tmp_path / "wd")
     features = ds.features["fa-UTT"].values
     as_set = lambda a: {r.tobytes() for r in np.asarray(a)}  # noqa: E731
     pool, test = as_set(features[ds.pool_rows]), as_set(features[ds.test_rows])
@@ -363,7 +363,7 @@ def test_noise_variants_load_and_reach_training_rows_only(tmp_path: Path, monkey
     raw["data"]["noise_variants"] = {"fa-UTT": [variant]}
     cfg_path.write_text(yaml.safe_dump(raw))
     cfg = load_config(cfg_path)
-    ds = load_dataset(cfg, tmp_path / "wd")
+    ds = load_dataset(data_settings(cfg), tmp_path / "wd")
     (block,) = ds.variants["fa-UTT"]
     train = ds.rows("train")
     np.testing.assert_allclose(block.values[train], ds.features["fa-UTT"].values[train] + 50.0, rtol=1e-6)
@@ -390,8 +390,8 @@ def test_noise_variants_load_and_reach_training_rows_only(tmp_path: Path, monkey
     raw["data"]["noise_variants"] = {"fa-UTT": [_write_variant(root, train_names[:-1], 9.0)]}
     cfg_path.write_text(yaml.safe_dump(raw))
     with pytest.raises(DataError, match="fa_9_UTT lacks 1 labelled name"):
-        load_dataset(load_config(cfg_path), None)
+        load_dataset(data_settings(load_config(cfg_path)), None)
     raw["data"]["noise_variants"] = {"fb-UTT": [variant]}
     cfg_path.write_text(yaml.safe_dump(raw))
     with pytest.raises(DataError, match="dimension 8, not 6"):
-        load_dataset(load_config(cfg_path), None)
+        load_dataset(data_settings(load_config(cfg_path)), None)

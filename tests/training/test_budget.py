@@ -1,22 +1,22 @@
 """The scheduler of train-all: value-per-second order, admission within a budget, cuts at fold
-boundaries and the stop at the deadline, on a simulated clock (no real jobs), and the time
-budget end to end on a small dataset."""
+boundaries and the stop at the deadline, on a simulated clock (no real jobs); units made from
+the families' declared costs and values. The time budget end to end with a family registered by
+a test is in test_families.py."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mer_ensemble.config import load_config, parse_duration
 from mer_ensemble.errors import ConfigError
 from mer_ensemble.experiment import Experiment
-from mer_ensemble.training import runner
-from mer_ensemble.training.budget import CostModel, Scheduler, Unit, prior_seconds
+from mer_ensemble.models import WorkSize, get_model_class
+from mer_ensemble.training.budget import EXTRA_SEED_VALUE, CostModel, Scheduler, Unit, make_units
 from mer_ensemble.training.jobs import JobSpec
-from mer_ensemble.training.resources import Slots, auto_slots
+from mer_ensemble.training.plan import JobBuilder
+from mer_ensemble.training.resources import Slots
 from tests.conftest import write_config, write_generic
 
 
@@ -151,70 +151,26 @@ def test_finished_folds_on_disk_are_not_run_again_and_their_seconds_steer_the_es
     assert ex.started == ["mlp/fold3-seed0.npz", "mlp/fold4-seed0.npz"] and u.state == "finished"
 
 
-def test_priors_grow_with_the_data_and_the_network():
-    small = prior_seconds("mlp", params={"epochs": 100, "patience": 10}, n_fit=1000, n_predict=500, dim=256,
-                          n_outputs=6, n_weights=100_000, gflops=50)
-    big = prior_seconds("mlp", params={"epochs": 100, "patience": 10}, n_fit=4000, n_predict=500, dim=256,
-                        n_outputs=6, n_weights=1_000_000, gflops=50)
-    assert big > 10 * small
-    wide = prior_seconds("xgboost", params={"n_estimators": 400, "colsample_bytree": 0.3, "max_depth": 4},
-                         n_fit=4000, n_predict=20000, dim=6912, n_outputs=6, n_weights=None, gflops=50)
-    narrow = prior_seconds("xgboost", params={"n_estimators": 400, "colsample_bytree": 0.3, "max_depth": 4},
-                           n_fit=4000, n_predict=20000, dim=384, n_outputs=6, n_weights=None, gflops=50)
-    assert wide > 5 * narrow
-
-
-def test_auto_slots_run_small_work_here_and_large_work_in_workers(monkeypatch):
-    from mer_ensemble.training import resources
-
-    monkeypatch.setattr(resources, "cpu_cores", lambda: 8)
-    small = auto_slots(threads=[1] * 10, memory=[2**20] * 10, work_seconds=3)
-    assert small.inline and small.jobs == 1
-    big = auto_slots(threads=[1] * 10, memory=[2**20] * 10, work_seconds=300)
-    assert not big.inline and big.jobs == 8 and "cores" in big.reason
-    few = auto_slots(threads=[1] * 3, memory=[2**20] * 3, work_seconds=300)
-    assert few.jobs == 3
-    monkeypatch.setattr(resources, "total_memory_bytes", lambda: 4 * 2**30)
-    tight = auto_slots(threads=[1] * 10, memory=[2**30] * 10, work_seconds=300)
-    assert tight.jobs == 2 and "memory" in tight.reason
-    # a budget that a running job could overrun needs killable workers, even for small work
-    assert not auto_slots(threads=[1], memory=[1], work_seconds=10, time_limit=30).inline
+def test_units_take_each_familys_declared_prior_and_value(tmp_path: Path):
+    root = write_generic(tmp_path / "d")
+    models = [{"name": "linear", "id": "lin"}, {"name": "xgboost", "id": "xgb"},
+              {"name": "mlp", "id": "mlp", "params": {"hidden": 32}, "seeds": [0, 1]}]
+    exp = Experiment.open(load_config(write_config(tmp_path / "c.yaml", root, models=models)), tmp_path / "wd")
+    builder = JobBuilder(exp)
+    plans = [builder.plan(spec) for spec in exp.config.models]
+    units = make_units(plans, exp, gflops=20.0)
+    assert [(u.run, u.seed, u.rank) for u in units] == [("lin", 0, 0), ("xgb", 0, 0), ("mlp", 0, 0), ("mlp", 1, 1)]
+    n_fit, n_predict = 40, 20 + 20 + 30  # 60 labelled rows in 3 folds; test and pool rows
+    for unit, plan in zip(units, [plans[0], plans[1], plans[2], plans[2]], strict=True):
+        family = get_model_class(plan.spec.name)
+        work = WorkSize(n_fit=n_fit, n_predict=n_predict, dims=[8, 6], n_outputs=5, n_modalities=2, gflops=20.0)
+        assert unit.prior == family.prior_seconds({**family.defaults, **plan.spec.params}, work)
+        assert unit.value == family.blend_value * (EXTRA_SEED_VALUE if unit.rank else 1.0)
+        assert len(unit.jobs) == 3 and [j.fold for j in unit.jobs] == [0, 1, 2]
+    assert units[0].value == 1.0 and units[1].value == 0.7, "linear 1.0 and XGBoost 0.7 as declared"
 
 
 def test_durations():
     assert parse_duration("20m") == 1200 and parse_duration("1h30m") == 5400 and parse_duration(90) == 90
     with pytest.raises(ConfigError, match="--time-limit: 'soon' is not a duration"):
         parse_duration("soon", "--time-limit")
-
-
-def test_time_limit_end_to_end_skips_what_cannot_fit_then_a_later_call_continues(tmp_path: Path, monkeypatch):
-    root = write_generic(tmp_path / "d")
-    models = [{"name": "linear", "id": "lin"}, {"name": "mlp", "id": "mlp", "params": {"epochs": 4}}]
-    cfg = load_config(write_config(tmp_path / "c.yaml", root, models=models))
-    wd = tmp_path / "wd"
-    real_prior = runner.prior_seconds
-
-    def huge_mlp(family, **kw):
-        return 10_000.0 if family == "mlp" else real_prior(family, **kw)
-
-    monkeypatch.setattr(runner, "prior_seconds", huge_mlp)
-    records = runner.train_all(Experiment.open(cfg, wd), time_limit=120, progress=False)
-    assert [r.key for r in records] == ["lin"]
-    status = json.loads((wd / "train-status.json").read_text())
-    assert status["runs"]["lin"]["status"] == "done" and status["runs"]["mlp"]["status"] == "skipped"
-    assert "one fold takes" in status["runs"]["mlp"]["why"]["seed 0"]
-    text = runner.render_status(status)
-    assert "mlp (mlp): skipped, 0/3 jobs; no record" in text and "1 of 2 run(s) finished" in text
-    lin_files = {p: p.stat().st_mtime_ns for p in wd.glob("jobs/lin/*/*.npz")}
-    # blend uses what finished
-    from mer_ensemble.blend import blend_runs
-
-    blended = blend_runs(Experiment.open(cfg, wd), methods=["best", "mean"])
-    assert blended.targets["emotion"].runs == ["lin"]
-    # a later call with room (real priors) continues: lin is not refitted, mlp trains
-    monkeypatch.setattr(runner, "prior_seconds", real_prior)
-    again = runner.train_all(Experiment.open(cfg, wd), time_limit=600, progress=False)
-    assert sorted(r.key for r in again) == ["lin", "mlp"]
-    assert {p: p.stat().st_mtime_ns for p in wd.glob("jobs/lin/*/*.npz")} == lin_files
-    assert runner.render_status(runner.load_status(wd)).startswith("time limit 600s: 2 of 2")
-    np.testing.assert_array_equal(again[0].oof["emotion"], records[0].oof["emotion"])

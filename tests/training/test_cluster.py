@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def test_failed_job_names_run_fold_and_seed(cluster: str, experiment: Path, tmp_
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # planning builds each model once and would refuse C=-1 here; skip that build in this
     # process so the bad parameter reaches the workers, as a job planned elsewhere could
-    monkeypatch.setattr("mer_ensemble.models.create_model", lambda *args, **kwargs: None)
+    monkeypatch.setattr("mer_ensemble.models.create_model", lambda *args, **kwargs: SimpleNamespace(raw_inputs=()))
     cfg = load_config(experiment, ["train.backend=dask", f"train.scheduler={cluster}", "models.0.params.C=-1"])
     with pytest.raises(ClusterError, match=r"^run lin fold \d seed 0 failed on the Dask cluster: ModelError: ") as err:
         train_all(Experiment.open(cfg, tmp_path / "wd"), run_ids=["lin"], progress=False)

@@ -13,7 +13,7 @@ import pytest
 from mer_ensemble.config import load_config
 from mer_ensemble.data import load_dataset, load_or_make_folds
 from mer_ensemble.errors import ConfigError
-from mer_ensemble.experiment import Experiment
+from mer_ensemble.experiment import Experiment, data_settings
 from mer_ensemble.models import _registry
 from mer_ensemble.models._base import MerModel
 from mer_ensemble.store import list_run_keys, load_run, load_runs
@@ -70,7 +70,7 @@ def test_store_record_and_manifest(generic_config: Path, tmp_path: Path):
     again = load_runs(wd)[0]
     m = again.manifest
     assert m["model"] == "linear" and m["features"] == ["fa-UTT", "fb-UTT"] and m["seeds"] == [0, 1]
-    assert m["folds_hash"] == load_or_make_folds(load_dataset(cfg, wd), wd, 3).hash
+    assert m["folds_hash"] == load_or_make_folds(load_dataset(data_settings(cfg), wd), wd, 3).hash
     assert set(m["cv"]) == {"emotion", "sentiment"} and len(m["cv"]["emotion"]["folds"]) == 3
     assert 0 <= m["combined"]["mean"] <= 1 and "validation folds" in m["combined"]["estimate"]
     assert m["classes"]["emotion"] == ["anger", "joy", "neutral"]
@@ -173,36 +173,3 @@ def test_parallel_jobs_equal_sequential(tmp_path: Path):
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert {r.manifest["threads"] for r in one} == {1}
-
-
-def test_thread_count_is_part_of_the_job_key(generic_config: Path, tmp_path: Path):
-    from mer_ensemble.training.plan import JobBuilder
-
-    exp = Experiment.open(load_config(generic_config), tmp_path / "wd")
-    spec = exp.config.models[0]
-    auto = JobBuilder(exp).plan(spec)
-    assert {j.threads for j in auto.jobs} == {1}
-    two = JobBuilder(Experiment.open(load_config(generic_config, ["train.threads=2"]), tmp_path / "wd")).plan(spec)
-    assert {j.threads for j in two.jobs} == {2}
-    assert two.hash != auto.hash, "a resume with another thread count must not reuse the job files"
-    # the number of parallel jobs is not an input of the plan at all
-    again = JobBuilder(Experiment.open(load_config(generic_config, ["train.jobs=4"]), tmp_path / "wd")).plan(spec)
-    assert again.hash == auto.hash
-
-
-def test_a_family_run_identity_is_part_of_the_job_key(generic_config: Path, tmp_path: Path, monkeypatch) -> None:
-    """A family's ``run_identity(params)`` (a fine-tuned checkpoint's config hash and weight sizes)
-    enters the run key: a replaced checkpoint trains again; families without one keep their key."""
-    from mer_ensemble.models import get_model_class
-    from mer_ensemble.training.plan import JobBuilder
-
-    exp = Experiment.open(load_config(generic_config), tmp_path / "wd")
-    spec = exp.config.models[0]
-    plain = JobBuilder(exp).plan(spec).hash
-    cls = get_model_class(spec.name)
-    monkeypatch.setattr(cls, "run_identity", classmethod(lambda c, params: {"weights": 1}), raising=False)
-    first = JobBuilder(exp).plan(spec).hash
-    monkeypatch.setattr(cls, "run_identity", classmethod(lambda c, params: {"weights": 2}), raising=False)
-    assert len({plain, first, JobBuilder(exp).plan(spec).hash}) == 3
-    monkeypatch.delattr(cls, "run_identity")
-    assert JobBuilder(exp).plan(spec).hash == plain
