@@ -243,13 +243,19 @@ def blend_runs(
     methods: list[str] | None = None,
     choose: str | None = None,
 ) -> BlendResult:
-    """Blend every target of ``exp`` from its stored runs (or ``records``); score every method
-    in-sample and nested; keep each method's test probabilities and the chosen one's."""
+    """Blend every target of ``exp`` from its stored runs (or ``records``; without ``blend.runs``,
+    those of the pseudo-label round kept, :func:`~mer_ensemble.pseudo.round_records`); score every
+    method in-sample and nested; keep each method's test probabilities and the chosen one's."""
     from mer_ensemble.store import load_runs, no_runs_error, require_runs
 
     settings = exp.config.blend.model_copy(update={k: v for k, v in (("methods", methods), ("choose", choose)) if v})
     check_blend_config(settings)
-    records = load_runs(exp.workdir, require_runs(exp.workdir)) if records is None else records
+    if records is None:
+        from mer_ensemble.pseudo import round_records
+
+        records = load_runs(exp.workdir, require_runs(exp.workdir))
+        if settings.runs is None:
+            records = round_records(exp.workdir, records)[0]
     if not records:
         raise no_runs_error(exp.workdir)
     storage = settings.storage or f"sqlite:///{(exp.workdir / 'optuna.db').resolve()}"

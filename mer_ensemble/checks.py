@@ -31,7 +31,9 @@ def check_experiment(exp: Experiment) -> list[str]:
     builder = JobBuilder(exp)
     lacking = []
     for spec in specs:
-        for kind in builder.resolve_inputs(spec).raw:
+        raw = builder.resolve_inputs(spec).raw
+        builder.check_raw_rows(spec.run_id, spec.name, raw)
+        for kind in raw:
             missing = describe_missing(kind, exp.dataset.raw[kind], exp.dataset.names)
             if missing:
                 lacking.append(f"models[{spec.run_id}] reads {missing}; the model gets None for them")

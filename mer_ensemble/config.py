@@ -187,10 +187,15 @@ class PortfolioConfig(_Strict):
 
     seeds: int = Field(3, ge=1, description="seeds averaged inside each neural run")
     families: list[str] = Field(
-        default_factory=lambda: ["linear", "mlp", "xgboost", "audio_text_fusion", "attention_fusion"]
+        default_factory=lambda: ["linear", "mlp", "xgboost", "audio_text_fusion", "attention_fusion", "finetune"]
     )
     group_norm: bool | Literal["auto"] = Field(
         "auto", description="add runs on features normalised within each data.group_by group"
+    )
+    finetune: dict[Literal["text", "audio"], str] = Field(
+        default_factory=dict, description="modality -> checkpoint (a folder, relative to the config file, or "
+        "package:<installed package>) to fine-tune on the rows' raw text / audio: adds ft-text, ft-audio and, "
+        "with both, ft-joint where the data has those raw inputs"
     )
 
     @field_validator("families")

@@ -132,7 +132,8 @@ class Experiment:
         ds = dataset if dataset is not None else load_dataset(data_settings(config), workdir, use_cache=use_cache)
         folds = load_or_make_folds(ds, workdir, config.cv.folds, config.cv.fold_seed)
         config, notes = _drop_unhelpful_group_runs(config, ds)
-        return cls(config, workdir, ds, folds, [*ds.notes, *notes])
+        config, raw_notes = _drop_runs_without_raw_inputs(config, ds)
+        return cls(config, workdir, ds, folds, [*ds.notes, *notes, *raw_notes])
 
     @property
     def task(self) -> TaskSpec:
@@ -142,6 +143,23 @@ class Experiment:
     def stem(self) -> str:
         """The config's name, used in study and submission names."""
         return self.config.stem
+
+
+def _drop_runs_without_raw_inputs(config: Config, ds: Dataset) -> tuple[Config, list[str]]:
+    """Drop the portfolio's runs on raw inputs the data does not have (``portfolio.finetune`` names an
+    audio checkpoint but there is no ``data.audio_dir``): the portfolio adds what the data can feed."""
+    from mer_ensemble.data.raw import raw_kind
+
+    def lacking(spec) -> list[str]:  # noqa: ANN001 - ModelSpec
+        kinds = [raw_kind(f) for f in spec.features or []]
+        return [k for k in kinds if k is not None and k not in ds.raw] if spec.origin == "auto" else []
+
+    dropped = [(s.run_id, lacking(s)) for s in config.models if lacking(s)]
+    if not dropped:
+        return config, []
+    kept = [s for s in config.models if not lacking(s)]
+    why = ", ".join(f"{run} (no raw {'/'.join(kinds)} in the data)" for run, kinds in dropped)
+    return config.model_copy(update={"models": kept}), [f"portfolio: left out {why}"]
 
 
 def _drop_unhelpful_group_runs(config: Config, ds: Dataset) -> tuple[Config, list[str]]:

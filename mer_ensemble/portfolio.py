@@ -15,6 +15,13 @@ From ``data.features`` (modality -> feature folders) it makes, in this order:
    to normalise within or the test rows have none (``check`` says so); ``true`` keeps them, ``false``
    never adds them.
 
+7. with ``portfolio.finetune`` naming checkpoints (``{text: <checkpoint>, audio: <checkpoint>}``),
+   ``finetune`` runs on the rows' raw inputs: ``ft-text`` (the text checkpoint on ``raw:text``),
+   ``ft-audio`` (the audio checkpoint on ``raw:audio``) and, with both, ``ft-joint`` (both encoders
+   trained together, fused early). They use ``cv.seeds`` (fine-tuning is the expensive run), and
+   :class:`~mer_ensemble.experiment.Experiment` drops those whose raw inputs the data lacks
+   (``check`` says so).
+
 Neural runs (``mlp`` and the fusion families) average ``portfolio.seeds`` seeds inside the run.
 ``portfolio.families`` restricts the families used. Frame-level features need nothing special:
 ``linear``, ``mlp`` and ``xgboost`` mean-pool them, the fusion families read the frames.
@@ -29,12 +36,12 @@ from typing import Any
 
 from mer_ensemble.names import GROUP_SUFFIX
 
-__all__ = ["AUTO", "NEURAL_FAMILIES", "PORTFOLIO_FAMILIES", "expand_models", "portfolio_entries"]
+__all__ = ["AUTO", "NEURAL_FAMILIES", "PORTFOLIO_FAMILIES", "expand_models", "finetune_entries", "portfolio_entries"]
 
 #: the marker in ``models:``
 AUTO = "auto"
 #: families the portfolio may use, in the order their runs are listed
-PORTFOLIO_FAMILIES = ("linear", "mlp", "xgboost", "audio_text_fusion", "attention_fusion")
+PORTFOLIO_FAMILIES = ("linear", "mlp", "xgboost", "audio_text_fusion", "attention_fusion", "finetune")
 #: families whose runs average several seeds
 NEURAL_FAMILIES = frozenset({"mlp", "audio_text_fusion", "attention_fusion"})
 
@@ -48,8 +55,10 @@ def portfolio_entries(
     families: Sequence[str] = PORTFOLIO_FAMILIES,
     group_norm: bool | str = "auto",
     grouped: bool = False,
+    finetune: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``models:`` entries of the automatic portfolio for ``features`` (modality -> folders)."""
+    """The ``models:`` entries of the automatic portfolio for ``features`` (modality -> folders) and
+    the checkpoints of ``finetune`` (modality -> checkpoint)."""
     wanted = set(families)
     neural_seeds = list(range(seeds))
     out: list[dict[str, Any]] = []
@@ -89,6 +98,22 @@ def portfolio_entries(
             add("mlp", "mlp-all-grp", every)
         elif all_features:
             add("mlp", f"mlp-{all_features[0]}-grp", every)
+    if "finetune" in wanted:
+        out.extend(finetune_entries(finetune or {}))
+    return out
+
+
+def finetune_entries(checkpoints: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``ft-text``, ``ft-audio`` and (with both) ``ft-joint`` for ``checkpoints`` (modality -> checkpoint)."""
+    out: list[dict[str, Any]] = []
+    for modality in ("text", "audio"):
+        if checkpoints.get(modality):
+            out.append({"name": "finetune", "id": f"ft-{modality}", "origin": "auto", "features": [f"raw:{modality}"],
+                        "params": {"checkpoint": checkpoints[modality], "modality": modality}})
+    if checkpoints.get("text") and checkpoints.get("audio"):
+        out.append({"name": "finetune", "id": "ft-joint", "origin": "auto", "features": ["raw:text", "raw:audio"],
+                    "params": {"checkpoint": {"text": checkpoints["text"], "audio": checkpoints["audio"]},
+                               "modality": "joint"}})
     return out
 
 

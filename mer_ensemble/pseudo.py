@@ -8,6 +8,14 @@ most confident rows per class. These rows join the *training* part of fold ``k``
 only. So fold ``k``'s validation rows never influence the labels its model trains
 on, and the CV score (computed on original labels only) stays honest. Test
 predictions are the mean over fold models, as in plain training.
+
+Which round ``blend`` uses: a round is kept only when its CV gain over the last kept round
+(round 0, the runs without pseudo-labels, at first) exceeds the gain's standard error, both
+from the per-fold differences of the soft vote's score (paired over the folds:
+``mean(d) > sd(d) / sqrt(K)``). Round ``r + 1`` is selected by round ``r``'s models whether
+``r`` was kept or not; after ``pseudo.patience`` rounds in a row that are not kept, the
+rounds stop. The choice is written to ``pseudo/choice.json`` (the round, its runs' store keys
+and run digests), which :func:`round_records` reads for ``blend``.
 """
 
 from __future__ import annotations
@@ -26,7 +34,20 @@ from mer_ensemble.experiment import Experiment
 from mer_ensemble.io import atomic_save_npz, atomic_write_json
 from mer_ensemble.store import RunRecord
 
-__all__ = ["Selection", "class_caps", "make_pseudo_file", "run_pseudo_rounds", "select_agreed"]
+__all__ = [
+    "RoundChoice",
+    "Selection",
+    "class_caps",
+    "load_choice",
+    "make_pseudo_file",
+    "paired_gain",
+    "round_records",
+    "run_pseudo_rounds",
+    "select_agreed",
+]
+
+#: the file naming the round ``blend`` uses
+CHOICE_FILE = "choice.json"
 
 
 @dataclass
@@ -106,6 +127,13 @@ class RoundStats:
     cv_per_target: dict[str, float] = field(default_factory=dict)
     runs: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: the soft vote's combined score on each fold's validation rows
+    cv_folds: list[float] = field(default_factory=list)
+    #: the round compared with (the last kept one), the paired gain over it and its standard error
+    compared_with: int | None = None
+    gain: float | None = None
+    gain_se: float | None = None
+    kept: bool = False
 
 
 def _candidate_rows(cfg: Config, ds: Dataset, records: list[RunRecord]) -> tuple[np.ndarray, str]:
@@ -222,17 +250,40 @@ def _read_truth(cfg: Config, ds: Dataset) -> dict[str, np.ndarray]:
     return out
 
 
-def _cv_of_runs(ds: Dataset, records: list[RunRecord]) -> tuple[float, dict[str, float]]:
-    """Honest CV score of the soft-vote of ``records``: OOF rows, original labels only."""
-    per_target = {}
+def _cv_of_runs(ds: Dataset, records: list[RunRecord]) -> tuple[float, dict[str, float], list[float]]:
+    """Honest CV score of the soft vote of ``records`` (OOF rows, original labels only): the
+    combined score, per target, and the combined score on each fold's validation rows."""
+    per_target: dict[str, float] = {}
+    labels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for target in ds.task.target_names:
         runs = [r for r in records if target in r.targets]
         if not runs:
             continue
-        proba = np.mean([r.oof[target] for r in runs], axis=0)
+        predicted = np.mean([r.oof[target] for r in runs], axis=0).argmax(1)
         y = ds.labels[target][runs[0].rows]
-        per_target[target] = ds.task.target(target).score(y, proba.argmax(1))
-    return ds.task.combined(per_target) if len(per_target) == len(ds.task.targets) else 0.0, per_target
+        labels[target] = (y, predicted)
+        per_target[target] = ds.task.target(target).score(y, predicted)
+    if len(per_target) != len(ds.task.targets):
+        return 0.0, per_target, []
+    fold = records[0].fold
+    folds = [ds.task.combined({t: ds.task.target(t).score(y[fold == k], p[fold == k]) for t, (y, p) in labels.items()})
+             for k in np.unique(fold)]
+    return ds.task.combined(per_target), per_target, [float(f) for f in folds]
+
+
+def paired_gain(after: list[float], before: list[float]) -> tuple[float, float]:
+    """``(mean, standard error)`` of the per-fold differences ``after - before`` (paired over the
+    folds; the standard error is ``sd / sqrt(K)``, 0 with one fold)."""
+    diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
+    if len(diff) == 0:
+        return 0.0, 0.0
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return float(diff.mean()), se
+
+
+def _keeps(gain: float, se: float) -> bool:
+    """A round pays when its paired CV gain exceeds its standard error."""
+    return gain > se + 1e-12
 
 
 def run_pseudo_rounds(exp: Experiment, *, rounds: int | None = None, per_fold: bool = True, progress: bool = True,
@@ -259,10 +310,11 @@ def run_pseudo_rounds(exp: Experiment, *, rounds: int | None = None, per_fold: b
         train_all(exp, run_ids=missing, progress=progress)
     records = [load_run(workdir, r) for r in source_ids]
     truth = _read_truth(cfg, ds)
-    score, per_target = _cv_of_runs(ds, records)
-    history = [RoundStats(round=0, cv_score=score, cv_per_target=per_target, runs=[r.key for r in records])]
+    score, per_target, cv_folds = _cv_of_runs(ds, records)
+    history = [RoundStats(round=0, cv_score=score, cv_per_target=per_target, runs=[r.key for r in records],
+                          cv_folds=cv_folds, kept=True)]
     echo(f"round 0: CV {score:.4f} (soft vote of {len(records)} runs' OOF, original labels)")
-    best, since_best = score, 0
+    kept, kept_records, since_kept = history[0], list(records), 0
     folder = workdir / "pseudo"
     for r in range(1, rounds + 1):
         start = time.perf_counter()
@@ -274,19 +326,23 @@ def run_pseudo_rounds(exp: Experiment, *, rounds: int | None = None, per_fold: b
                         key_suffix=f"@r{r}", progress=progress)
         retrained = {rec.manifest["run_id"]: rec for rec in new}
         records = [retrained.get(rec.manifest["run_id"], rec) for rec in records]
-        stats.cv_score, stats.cv_per_target = _cv_of_runs(ds, records)
+        stats.cv_score, stats.cv_per_target, stats.cv_folds = _cv_of_runs(ds, records)
         stats.runs = [rec.key for rec in records]
         stats.seconds = time.perf_counter() - start
+        stats.compared_with = kept.round
+        stats.gain, stats.gain_se = paired_gain(stats.cv_folds, kept.cv_folds)
+        stats.kept = _keeps(stats.gain, stats.gain_se)
         history.append(stats)
         echo(_round_line(stats))
-        if stats.cv_score > best + 1e-9:
-            best, since_best = stats.cv_score, 0
+        if stats.kept:
+            kept, kept_records, since_kept = stats, list(records), 0
         else:
-            since_best += 1
-            if since_best >= p.patience:
-                echo(f"stopping: CV has not improved for {since_best} round(s)")
+            since_kept += 1
+            if since_kept >= p.patience:
+                echo(f"stopping: {since_kept} round(s) in a row did not pay")
                 break
     save_history(workdir, history)
+    save_choice(workdir, kept, kept_records)
     return history
 
 
@@ -294,8 +350,80 @@ def _round_line(s: RoundStats) -> str:
     added = "; ".join(f"{t}: " + ", ".join(f"{c} {v:.0f}" for c, v in a.items()) for t, a in s.added.items())
     agree = ", ".join(f"{t} {v:.2f}" for t, v in s.agree_rate.items())
     prec = ", ".join(f"{t} {p['all']:.3f}" for t, p in s.precision.items() if p.get("all") is not None)
-    return (f"round {s.round}: CV {s.cv_score:.4f} • added per fold ({added}) • agreement {agree}"
+    verdict = ""
+    if s.gain is not None:
+        verdict = (f" • {s.gain:+.4f} ± {s.gain_se:.4f} over round {s.compared_with} (paired over folds): "
+                   + ("kept" if s.kept else "not kept, the gain does not exceed its standard error"))
+    return (f"round {s.round}: CV {s.cv_score:.4f}{verdict} • added per fold ({added}) • agreement {agree}"
             + (f" • precision {prec}" if prec else "") + f" • {s.seconds:.0f}s")
+
+
+@dataclass
+class RoundChoice:
+    """The round ``blend`` uses (``pseudo/choice.json``): ``round``, its CV score, and per run id
+    the store key of that round's record and the record's run digest (``spec_hash``)."""
+
+    round: int
+    cv_score: float
+    runs: dict[str, dict[str, str]]
+    rule: str = ("a round is kept when its CV gain over the last kept round exceeds its standard error "
+                 "(paired over folds)")
+
+    def text(self) -> str:
+        return f"pseudo-label round {self.round} (soft-vote CV {self.cv_score:.4f})"
+
+
+def save_choice(workdir: Path, kept: RoundStats, records: list[RunRecord]) -> RoundChoice:
+    """Write ``pseudo/choice.json`` naming the kept round and its runs' records."""
+    choice = RoundChoice(kept.round, kept.cv_score,
+                         {r.manifest["run_id"]: {"key": r.key, "spec_hash": r.manifest.get("spec_hash")}
+                          for r in records})
+    atomic_write_json(Path(workdir) / "pseudo" / CHOICE_FILE, choice.__dict__)
+    return choice
+
+
+def load_choice(workdir: Path) -> RoundChoice | None:
+    """The round chosen by the last ``pseudo-label`` in ``workdir`` (None when it never finished there)."""
+    from mer_ensemble.errors import StoreError
+    from mer_ensemble.io import read_json
+
+    path = Path(workdir) / "pseudo" / CHOICE_FILE
+    if not path.is_file():
+        return None
+    data = read_json(path, StoreError)
+    try:
+        return RoundChoice(int(data["round"]), float(data["cv_score"]),
+                           {str(k): {"key": str(v["key"]), "spec_hash": v.get("spec_hash")}
+                            for k, v in dict(data["runs"]).items()})
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise StoreError(f"{path}: damaged (expected round, cv_score and runs); run pseudo-label again "
+                         "or delete it") from None
+
+
+def round_records(workdir: Path, records: list[RunRecord]) -> tuple[list[RunRecord], str]:
+    """The stored ``records`` a default blend uses, and a line saying which: the runs of the round
+    the last ``pseudo-label`` kept (:func:`load_choice`), or, without one, the runs without
+    pseudo-labels (round 0). A choice whose records were retrained since (another run digest) or
+    are gone is not followed: round 0 then, with the line saying why."""
+    base = [r for r in records if not int(r.manifest.get("round") or 0)]
+    if len(base) == len(records):
+        return records, ""
+    choice = load_choice(workdir)
+    if choice is None:
+        return base, "runs without pseudo-labels (round 0): no pseudo-label choice in the workdir"
+    by_key = {r.key: r for r in records}
+    chosen, stale = [], []
+    for run_id, entry in choice.runs.items():
+        record = by_key.get(entry["key"])
+        if record is None or record.manifest.get("spec_hash") != entry["spec_hash"]:
+            stale.append(run_id)
+        else:
+            chosen.append(record)
+    if stale:
+        return base, (f"runs without pseudo-labels (round 0): the runs of pseudo-label round {choice.round} "
+                      f"changed since ({', '.join(stale)}); run pseudo-label again")
+    others = [r for r in base if r.manifest.get("run_id") not in choice.runs]  # runs pseudo-labelling did not use
+    return chosen + others, choice.text()
 
 
 def save_history(workdir: Path, history: list[RoundStats]) -> Path:

@@ -81,6 +81,7 @@ def blend_cli(
     from mer_ensemble.blend import blend_runs, check_out, save_blend, unfinished_runs
     from mer_ensemble.errors import BlendError
     from mer_ensemble.experiment import check_workdir
+    from mer_ensemble.pseudo import round_records
     from mer_ensemble.store import load_runs, require_runs
 
     set_ = [*(set_ or []), *(["blend.zip=true"] if zip_ else [])]
@@ -99,6 +100,10 @@ def blend_cli(
                              "run train-all to finish them")
         typer.echo(f"warning: {len(unfinished)} configured run(s) missing or partial, blending the "
                    f"{len(records)} stored: {listed}; run train-all to finish them", err=True)
+    if exp.config.blend.runs is None:  # the runs of the pseudo-label round kept, else those without pseudo-labels
+        records, which = round_records(exp.workdir, records)
+        if which:
+            typer.echo(f"runs: {which}")
     result = blend_runs(exp, records, choose=method)
     typer.echo(render_blend_table(result))
     for target, tb in result.targets.items():

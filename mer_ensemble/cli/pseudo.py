@@ -20,8 +20,9 @@ def pseudo_label_cli(
     threshold: float | None = typer.Option(None, "--threshold", help="Min blended probability [pseudo.threshold]."),
     use_test: bool = typer.Option(False, "--use-test-as-pool", help="Also pseudo-label test rows (off by default)."),
 ) -> None:
-    """Pseudo-label the pool from agreeing runs (per fold, leak-free), retrain, report per round."""
-    from mer_ensemble.pseudo import run_pseudo_rounds
+    """Pseudo-label the pool from agreeing runs (per fold, leak-free), retrain, report per round; a round is
+    kept when its CV gain over the last kept round exceeds its standard error, and blend uses the last kept."""
+    from mer_ensemble.pseudo import load_choice, run_pseudo_rounds
 
     extra = list(set_ or [])
     if threshold is not None:
@@ -30,7 +31,9 @@ def pseudo_label_cli(
         extra.append("pseudo.use_test=true")
     exp = open_experiment(config, extra, workdir)
     wd = exp.workdir
-    history = run_pseudo_rounds(exp, rounds=rounds, echo=typer.echo)
-    best = max(history, key=lambda s: s.cv_score)
-    typer.echo(f"best round {best.round}: CV {best.cv_score:.4f}; runs {', '.join(best.runs)}")
+    run_pseudo_rounds(exp, rounds=rounds, echo=typer.echo)
+    choice = load_choice(wd)
+    if choice is not None:
+        keys = ", ".join(entry["key"] for entry in choice.runs.values())
+        typer.echo(f"blend will use {choice.text()}: runs {keys} ({choice.rule})")
     typer.echo(f"round curves: {wd / 'pseudo' / 'rounds.png'}; history: {wd / 'pseudo' / 'history.json'}")

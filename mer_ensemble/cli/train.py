@@ -47,10 +47,34 @@ def train_all_cli(
     records = train_all(exp, run_ids=run_ids, n_jobs=n_jobs, time_limit=limit, started=started)
     if records:
         typer.echo(render_leaderboard(records))
+    for line in cut_inputs(records):
+        typer.echo(line)
     notes = render_status(load_status(exp.workdir))
     if notes:
         typer.echo(notes)
     typer.echo(f"stored {len(records)} run(s) in {exp.workdir / 'store'}")
+
+
+#: counts a fold model records in ``selected_`` when it cut raw inputs to its limits
+CUT_COUNTS = {"truncated_texts": "training texts truncated", "truncated_predicted": "predicted texts truncated",
+              "cropped_clips": "training clips cut", "cropped_predicted": "predicted clips cut"}
+
+
+def cut_inputs(records: list) -> list[str]:  # noqa: ANN001 - RunRecord
+    """One line per run whose fold models cut raw inputs to the model's limits (texts beyond its
+    token limit, clips beyond its seconds), summed over its fold jobs; nothing when none did."""
+    lines = []
+    for record in records:
+        totals = {key: 0 for key in CUT_COUNTS}
+        for chosen in (record.manifest.get("selected") or {}).values():
+            for key in totals:
+                value = chosen.get(key) if isinstance(chosen, dict) else None
+                totals[key] += int(value) if isinstance(value, (int, float)) else 0
+        parts = [f"{n} {CUT_COUNTS[key]}" for key, n in totals.items() if n]
+        if parts:
+            lines.append(f"note: {record.key}: {', '.join(parts)} (summed over its fold jobs; see max_tokens / "
+                         "max_seconds)")
+    return lines
 
 
 def _parse_jobs(text: str) -> int | str:

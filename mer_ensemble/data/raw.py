@@ -38,6 +38,7 @@ __all__ = [
     "RAW_TEXT",
     "TEXT_COLUMNS",
     "describe_missing",
+    "describe_unreadable",
     "find_audio",
     "load_raw",
     "missing_rows",
@@ -148,3 +149,27 @@ def describe_missing(kind: str, values: np.ndarray, names: np.ndarray, *, first:
         return None
     shown = ", ".join(str(n) for n in names[lacking][:first])
     return f"raw {kind}: {int(lacking.sum())} of {len(values)} rows lack it (first: {shown})"
+
+
+def describe_unreadable(values: np.ndarray, names: np.ndarray, *, first: int = 3) -> str | None:
+    """``"raw audio: 2 of 400 files cannot be read (first: a: <path>: <reason>, ...)"``, from each
+    file's header (no samples read; rows without a file are not counted here); None when every
+    file reads and holds samples."""
+    import soundfile as sf
+
+    bad: list[str] = []
+    count = 0
+    for name, path in zip(names, values, strict=True):
+        if path is None:
+            continue
+        try:
+            reason = "empty (0 samples)" if sf.info(str(path)).frames == 0 else None
+        except Exception as exc:  # noqa: BLE001 - soundfile raises LibsndfileError, RuntimeError or TypeError
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if reason is not None:
+            count += 1
+            if len(bad) < first:
+                bad.append(f"{name}: {path}: {reason}")
+    if not count:
+        return None
+    return f"raw audio: {count} of {len(values)} files cannot be read (first: {'; '.join(bad)})"

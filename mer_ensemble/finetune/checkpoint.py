@@ -190,13 +190,15 @@ def resolve_checkpoint(spec: str, modality: str | None = None) -> Checkpoint:
 
 
 def checkpoint_identity(checkpoint: Checkpoint) -> dict[str, Any]:
-    """What identifies the checkpoint in a run key, with no machine-specific path: the name as
-    given, the package version, the config's SHA-256 and the weight files' names and sizes."""
+    """What identifies the checkpoint in a run key, with no machine-specific path: the package
+    name (a folder: its last component only), the package version, the config's SHA-256 and the
+    weight files' names and sizes."""
     import hashlib
 
     weights = [{"file": p.name, "bytes": p.stat().st_size} for p in _weight_files(checkpoint.folder)]
+    packaged = checkpoint.spec.startswith(PACKAGE_PREFIX)
     return {
-        "checkpoint": checkpoint.spec,
+        "checkpoint": checkpoint.spec if packaged else checkpoint.folder.name,
         "package_version": checkpoint.package_version,
         "config_sha256": hashlib.sha256((checkpoint.folder / "config.json").read_bytes()).hexdigest(),
         "weights": weights,

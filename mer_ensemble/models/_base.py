@@ -16,16 +16,17 @@ A family declares on its class what the training layer needs to know about it: i
 value in a blend (``blend_value``), its cost before anything was measured
 (:meth:`MerModel.prior_seconds` from a :class:`WorkSize`), its weight count
 (:meth:`MerModel.n_weights`), whether it runs on a GPU (``uses_gpu``), whether it wants the
-pool rows or noisy feature variants (``uses_unlabeled``, ``uses_variants``) and which inputs
-it reads (``raw_inputs``, ``needs_features``). :mod:`mer_ensemble.training` asks the class
-and names no family.
+pool rows or noisy feature variants (``uses_unlabeled``, ``uses_variants``), which inputs
+it reads (``raw_inputs``, ``needs_features``, ``raw_required``), the paths its parameters name
+(:meth:`MerModel.resolve_paths`) and whether a job keeps the fitted model (``keeps_model``).
+:mod:`mer_ensemble.training` asks the class and names no family.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,6 +37,9 @@ from mer_ensemble.models._common import check_labels
 from mer_ensemble.models._inputs import check_inputs
 
 __all__ = ["RAW_KINDS", "FitData", "Inputs", "Labels", "MerModel", "Probas", "ScoreFn", "WorkSize"]
+
+#: rows of each raw input a :class:`WorkSize` carries for a family's length estimate
+RAW_SAMPLE = 256
 
 Inputs = Mapping[str, Any]
 Labels = Mapping[str, np.ndarray]
@@ -51,7 +55,8 @@ class WorkSize:
     the feature blocks' widths; ``n_outputs`` classes summed over the targets; ``n_modalities``
     modalities among the features; ``gflops`` the machine's measured single-thread float32 matmul
     rate (GFLOP/s); ``on_cuda`` whether the job's model runs on CUDA; ``raw_inputs`` the raw
-    inputs the job reads.
+    inputs the job reads; ``raw_sample`` kind -> a few rows' raw values (texts, audio paths; up to
+    :data:`RAW_SAMPLE` spread over the data), from which a family may measure typical lengths.
     """
 
     n_fit: int
@@ -62,6 +67,7 @@ class WorkSize:
     gflops: float = 1.0
     on_cuda: bool = False
     raw_inputs: tuple[str, ...] = ()
+    raw_sample: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
     @property
     def dim(self) -> int:
@@ -129,6 +135,13 @@ class MerModel(ABC):
     raw_inputs: ClassVar[tuple[str, ...]] = ()
     #: False for a family that can run on raw inputs alone (a run's feature list may then be empty)
     needs_features: ClassVar[bool] = True
+    #: True when every row the model fits or predicts must carry each raw input it reads (text on
+    #: every row, a readable audio file on every row): ``check`` and ``train-all`` refuse data where
+    #: one lacks it, naming the rows, before any job starts
+    raw_required: ClassVar[bool] = False
+    #: True when a job saves the fitted model beside its result (``<job>.model``, through
+    #: :meth:`save`); may be an instance property (e.g. from a ``keep_weights`` parameter)
+    keeps_model: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -166,6 +179,12 @@ class MerModel(ABC):
         ``train-all --time-limit``: every measured fold replaces it. This default grows with
         the rows, the input width and the classes; the shipped families override it."""
         return 1.0 + 1e-7 * work.n_fit * work.dim * work.n_outputs
+
+    @classmethod
+    def resolve_paths(cls, params: dict[str, Any], resolve: Callable[[str], Any]) -> dict[str, Any]:
+        """``params`` with the file or folder paths they name passed through ``resolve`` (a relative
+        path in a config resolves from the config file's folder); the default names none."""
+        return params
 
     @classmethod
     def n_weights(cls, params: dict[str, Any], dims: Sequence[int], n_modalities: int) -> int | None:

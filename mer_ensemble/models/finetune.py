@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -48,8 +49,11 @@ __all__ = ["FinetuneModel"]
 
 MODALITIES = {"text": ("text",), "audio": ("audio",), "joint": ("text", "audio")}
 SAVE_FORMAT = "mer-ensemble/finetune-model"
-#: rows' typical length for the cost prior: tokens of an utterance, encoder frames of a clip
+#: rows' typical length for the cost prior when no rows are seen: tokens of an utterance, encoder frames of a
+#: clip (6 s at 50 frames a second; a Whisper encoder always reads its 30 s window)
 PRIOR_TOKENS, PRIOR_FRAMES, WHISPER_FRAMES = 24, 300, 1500
+#: encoder frames per second of wav2vec2-style encoders (20 ms hop)
+FRAMES_PER_SECOND = 50
 #: FLOP rate of fine-tuning relative to the machine's single-thread matmul rate (0.68 measured: MiniLM, one MELD
 #: fold on one thread, 14 tokens per row)
 PRIOR_EFFICIENCY = 0.7
@@ -67,6 +71,7 @@ class FinetuneModel(MerModel):
     uses_gpu: ClassVar[bool] = True
     blend_value: ClassVar[float] = 1.0
     raw_inputs: ClassVar[tuple[str, ...]] = ("text",)
+    raw_required: ClassVar[bool] = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -153,6 +158,25 @@ class FinetuneModel(MerModel):
                         **{k: p[k] for k in keys})
 
     @property
+    def keeps_model(self) -> bool:  # type: ignore[override] - per instance, from keep_weights
+        """A job saves the fitted model beside its result when ``keep_weights`` is set."""
+        return bool(self.params["keep_weights"])
+
+    @classmethod
+    def resolve_paths(cls, params: dict[str, Any], resolve: Any) -> dict[str, Any]:
+        """``checkpoint`` folders through ``resolve`` (a relative folder in a config resolves from
+        the config file's folder); ``package:`` names stay as they are."""
+        from mer_ensemble.finetune.checkpoint import PACKAGE_PREFIX
+
+        def one(value: Any) -> Any:
+            return value if not isinstance(value, str) or value.startswith(PACKAGE_PREFIX) else str(resolve(value))
+
+        spec = params.get("checkpoint")
+        if isinstance(spec, Mapping):
+            return {**params, "checkpoint": {k: one(v) for k, v in spec.items()}}
+        return {**params, "checkpoint": one(spec)} if isinstance(spec, str) else params
+
+    @property
     def n_params_(self) -> int:
         """Weights of the pretrained encoders (from their files)."""
         return sum(c.n_params for c in self.checkpoints_.values())
@@ -192,18 +216,32 @@ class FinetuneModel(MerModel):
         ``n_predict``, ``gflops``, ``on_cuda``."""
         p = {**cls.defaults, **params}
         sizes = cls._sizes(p)
+        lengths = cls._typical_lengths(p, getattr(work, "raw_sample", None) or {})
         total = sum(size[1] for size in sizes)
         lora = p["lora"] if p["lora"] != "auto" else total > p["lora_above"]
         epochs = min(int(p["epochs"]), (int(p["patience"]) + 2) if p["patience"] else int(p["epochs"]))
         train_rows = float(work.n_fit) * epochs * (1.8 if p["refit"] else 1.0)
         flops = 0.0
         for modality, weights, embedding, model_type in sizes:
-            length = PRIOR_TOKENS if modality == "text" else (WHISPER_FRAMES if model_type == "whisper"
-                                                              else PRIOR_FRAMES)
+            length = WHISPER_FRAMES if model_type == "whisper" else lengths[modality]
             flops += (weights - embedding) * length * ((4.0 if lora else 6.0) * train_rows
                                                        + 2.0 * float(work.n_predict))
         rate = max(float(work.gflops), 1.0) * 1e9 * (20.0 if getattr(work, "on_cuda", False) else 1.0)
         return 5.0 + flops / (rate * PRIOR_EFFICIENCY)
+
+    @classmethod
+    def _typical_lengths(cls, p: Mapping[str, Any], sample: Mapping[str, Sequence[Any]]) -> dict[str, float]:
+        """Mean tokens per text (the checkpoint's tokenizer on the sampled texts, cut at
+        ``max_tokens``) and encoder frames per clip (the sampled files' headers, cut at
+        ``max_seconds``); :data:`PRIOR_TOKENS` / :data:`PRIOR_FRAMES` where no rows are given or
+        they cannot be measured."""
+        out = {"text": float(PRIOR_TOKENS), "audio": float(PRIOR_FRAMES)}
+        specs = cls._checkpoint_specs(p) if p["checkpoint"] is not None else {}
+        if sample.get("text") and "text" in specs:
+            out["text"] = _mean_tokens(specs["text"], int(p["max_tokens"]), tuple(map(str, sample["text"])))
+        if sample.get("audio") and "audio" in specs:
+            out["audio"] = FRAMES_PER_SECOND * _mean_seconds(float(p["max_seconds"]), tuple(map(str, sample["audio"])))
+        return out
 
     # -- fit / predict --------------------------------------------------------------------------
 
@@ -331,6 +369,36 @@ class FinetuneModel(MerModel):
         model.module_ = model.engine_.build()
         model.engine_.load_state(state, str(path))
         return model
+
+
+@lru_cache(maxsize=16)
+def _mean_tokens(checkpoint: str, max_tokens: int, texts: tuple[str, ...]) -> float:
+    """Mean token count of ``texts`` with the checkpoint's tokenizer (cut at ``max_tokens``);
+    :data:`PRIOR_TOKENS` when the tokenizer cannot be loaded."""
+    try:
+        from mer_ensemble.extract._checkpoint import load_preprocessor
+        from mer_ensemble.finetune.checkpoint import resolve_checkpoint
+
+        tokenizer = load_preprocessor(resolve_checkpoint(checkpoint, "text").folder, "text", trust_remote_code=False)
+        ids = tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"]
+    except Exception:  # noqa: BLE001 - only an estimate: the fit itself reports what is wrong
+        return float(PRIOR_TOKENS)
+    return float(np.mean([len(row) for row in ids])) if ids else float(PRIOR_TOKENS)
+
+
+@lru_cache(maxsize=16)
+def _mean_seconds(max_seconds: float, paths: tuple[str, ...]) -> float:
+    """Mean duration of the audio files ``paths`` (from their headers, cut at ``max_seconds``)."""
+    import soundfile as sf
+
+    seconds = []
+    for path in paths:
+        try:
+            info = sf.info(path)
+        except Exception:  # noqa: BLE001 - an unreadable file is reported by check and the fit
+            continue
+        seconds.append(min(info.frames / max(info.samplerate, 1), max_seconds))
+    return float(np.mean(seconds)) if seconds else PRIOR_FRAMES / FRAMES_PER_SECOND
 
 
 FinetuneModel.defaults = {

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mer_ensemble.training.jobs import JobSpec, job_seconds
 from mer_ensemble.training.resources import Slots, family_on_cuda
@@ -144,7 +144,8 @@ def make_units(plans: list[RunPlan], exp: Experiment, *, gflops: float | None = 
         work = WorkSize(n_fit=n_fit, n_predict=n_predict, dims=[ds.features[f].dim for f in plan.features],
                         n_outputs=sum(ds.task.target(t).n_classes for t in plan.targets),
                         n_modalities=len({ds.features[f].modality for f in plan.features}), gflops=rate,
-                        on_cuda=family_on_cuda(plan.spec.name, exp.config.train.device), raw_inputs=plan.raw)
+                        on_cuda=family_on_cuda(plan.spec.name, exp.config.train.device), raw_inputs=plan.raw,
+                        raw_sample=_raw_sample(ds, plan.raw))
         prior = family.prior_seconds({**family.defaults, **plan.spec.params}, work)
         for rank, seed in enumerate(plan.seeds):
             jobs = sorted((j for j in plan.jobs if j.seed == seed), key=lambda j: j.fold)
@@ -153,6 +154,19 @@ def make_units(plans: list[RunPlan], exp: Experiment, *, gflops: float | None = 
             units.append(Unit(order=len(units), run=plan.key, family=plan.spec.name, seed=seed, rank=rank,
                               jobs=jobs, prior=prior, value=value, done=done))
     return units
+
+
+def _raw_sample(ds: Any, kinds: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    """Up to :data:`~mer_ensemble.models._base.RAW_SAMPLE` rows' values of each raw input, spread
+    evenly over the rows that have one (the same rows every time)."""
+    from mer_ensemble.models._base import RAW_SAMPLE
+
+    out: dict[str, tuple[Any, ...]] = {}
+    for kind in kinds:
+        values = [v for v in ds.raw.get(kind, ()) if v is not None]
+        step = max(len(values) // RAW_SAMPLE, 1)
+        out[kind] = tuple(values[::step][:RAW_SAMPLE])
+    return out
 
 
 def measured_costs(units: list[Unit]) -> CostModel:

@@ -2,7 +2,9 @@
 
 A job is a plain, picklable :class:`JobSpec`; :func:`run_job` can run in this
 process, a joblib worker or a Dask worker, reading the dataset from the
-workdir's feature cache and writing its result atomically to ``spec.out``.
+workdir's feature cache and writing its result atomically to ``spec.out``. A family
+that keeps its fitted model (``keeps_model``) has it saved beside that result
+(:func:`model_path`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from mer_ensemble.io import atomic_save_npz, open_npz
 from mer_ensemble.metrics import combine_scores
 from mer_ensemble.tasks import TaskSpec
 
-__all__ = ["JobSpec", "build_inputs", "job_seconds", "run_job", "share_dataset"]
+__all__ = ["JobSpec", "build_inputs", "job_seconds", "model_path", "run_job", "share_dataset"]
 
 PREDICT_CHUNK = 4096
 
@@ -75,6 +77,12 @@ def build_inputs(ds: Dataset, features: list[str], rows: np.ndarray, level: str,
     for kind in raw:
         out[raw_key(kind)] = ds.raw[kind][rows]
     return out
+
+
+def model_path(job: JobSpec) -> Path:
+    """Where a job keeps its fitted model when the family asks (``keeps_model``): beside its
+    result, ``fold<k>-seed<s>.model``; read it back with the family's ``load``."""
+    return Path(job.out).with_suffix(".model")
 
 
 def job_seconds(job: JobSpec) -> float:
@@ -159,6 +167,8 @@ def _run_job(spec: JobSpec) -> str:
               groups=_row_groups(ds, train_rows), val_candidates=np.arange(len(train_rows)) < n_labelled,
               **_extra_fit_inputs(model, ds, spec, train_rows, cls.input_level, cfg.data.max_frames, inputs))
     fit_seconds = time.perf_counter() - start
+    if model.keeps_model:  # before the result: a result file on disk means its model file is there too
+        model.save(str(model_path(spec)))
     parts = {part: _predict(model, inputs, rows, ds.task, list(spec.targets))
              for part, rows in (("valid", valid_rows), ("test", ds.test_rows), ("pool", ds.pool_rows))}
     arrays = _result_arrays(spec, ds, model, valid_rows, parts, n_train=len(train_rows), fit_seconds=fit_seconds,

@@ -139,6 +139,19 @@ RAW_SOURCES = {
 }
 
 
+_UNREADABLE: dict[str, str | None] = {}
+
+
+def _unreadable_audio(digest: str, values: Any, names: Any) -> str | None:
+    """:func:`~mer_ensemble.data.raw.describe_unreadable`, remembered per audio digest (paths, sizes
+    and modification times), so pseudo-label rounds and ``check`` read the headers once."""
+    from mer_ensemble.data.raw import describe_unreadable
+
+    if digest not in _UNREADABLE or not digest:
+        _UNREADABLE[digest] = describe_unreadable(values, names)
+    return _UNREADABLE[digest]
+
+
 def _file_digest(path: str) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
 
@@ -208,10 +221,21 @@ class JobBuilder:
                 feature_dims={f: ds.features[f].dim for f in features},
                 modalities={f: ds.features[f].modality for f in features},
                 device=self.exp.config.train.device,
-                **params,
+                **self.resolved_params(name, params),
             )
         except (ModelError, DataError) as exc:
             raise ConfigError(f"models[{run_id}]: {exc}") from None
+
+    def resolved_params(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` as a job receives them: paths the family's parameters name (a checkpoint
+        folder) resolved from the config file's folder (:meth:`MerModel.resolve_paths`)."""
+        from mer_ensemble.models import get_model_class
+
+        try:
+            family = get_model_class(name)
+        except Exception:  # noqa: BLE001 - an unknown family is reported by the caller with the run id
+            return dict(params)
+        return family.resolve_paths(dict(params), self.exp.config.resolve_path)
 
     def _raw_inputs(self, spec: ModelSpec, model: Any) -> tuple[str, ...]:
         """The raw inputs ``model`` declares, checked against what the run names and what the data has."""
@@ -227,6 +251,24 @@ class JobBuilder:
                 raise ConfigError(f"models[{spec.run_id}]: {spec.name} reads {raw_key(kind)} but the data has none; "
                                   f"{RAW_SOURCES[kind]}")
         return declared
+
+    def check_raw_rows(self, run_id: str, name: str, raw: Sequence[str]) -> None:
+        """For a family that needs each raw input on every row (``raw_required``): a one-line
+        :class:`ConfigError` naming the rows (training, test and pool) that lack one or whose audio
+        file cannot be read. Audio headers are read once per set of files."""
+        from mer_ensemble.data.raw import describe_missing
+        from mer_ensemble.models import get_model_class
+
+        if not getattr(get_model_class(name), "raw_required", False):
+            return
+        ds = self.exp.dataset
+        for kind in raw:
+            problem = describe_missing(kind, ds.raw[kind], ds.names)
+            if problem is None and kind == "audio":
+                problem = _unreadable_audio(ds.raw_digests.get(kind, ""), ds.raw[kind], ds.names)
+            if problem:
+                raise ConfigError(f"models[{run_id}]: {name} needs {raw_key(kind)} on every row it trains on or "
+                                  f"predicts; {problem}")
 
     def run_digest(self, name: str, params: dict[str, Any], features: list[str], targets: list[str],
                    pseudo_file: str | None = None, *, threads: int | None = None, raw: Sequence[str] = ()) -> str:
@@ -244,8 +286,8 @@ class JobBuilder:
         if raw:
             parts.append({"raw": {kind: exp.dataset.raw_digests[kind] for kind in raw}})
         identity = getattr(get_model_class(name), "run_identity", None)
-        if identity is not None:
-            parts.append(identity(params))
+        if identity is not None:  # the parameters as written above; the identity of what they name here
+            parts.append(identity(self.resolved_params(name, params)))
         return spec_hash(*parts)
 
     def job(self, *, run_key: str, model: str, params: dict[str, Any], features: list[str], targets: list[str],
@@ -265,7 +307,7 @@ class JobBuilder:
             folds_path=exp.folds.path,
             folds_hash=exp.folds.hash,
             run_key=run_key,
-            model={"name": model, "params": dict(params)},
+            model={"name": model, "params": self.resolved_params(model, params)},
             features=tuple(features),
             targets=tuple(targets),
             fold=fold,
