@@ -107,3 +107,14 @@ def generic_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def generic_config(tmp_path: Path, generic_root: Path) -> Path:
     return write_config(tmp_path / "exp.yaml", generic_root)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny random BERT (2 layers), HuBERT and Whisper (2 layers each) saved with their preprocessors,
+    for the families and commands that fine-tune a checkpoint."""
+    pytest.importorskip("transformers")
+    from mer_ensemble.extract.testing import save_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {kind: save_tiny_checkpoint(kind, root / kind, layers=2) for kind in ("bert", "hubert", "whisper")}

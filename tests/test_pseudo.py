@@ -1,5 +1,6 @@
-"""Pseudo-label selection rules, the no-leak property and the rounds."""
+"""Pseudo-label selection rules, the no-leak property, the rounds and which round blend uses."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,124 @@ def test_rounds_store_tagged_runs_history_and_plot(tmp_path: Path):
     assert prec is not None and prec > 0.5  # the generated data is learnable
     assert (tmp_path / "wd" / "pseudo" / "rounds.png").stat().st_size > 1000
     assert (tmp_path / "wd" / "pseudo" / "history.json").is_file()
+
+
+def test_paired_gain_and_the_keeping_rule():
+    from mer_ensemble.pseudo import _keeps, paired_gain
+
+    gain, se = paired_gain([0.62, 0.60, 0.63, 0.61], [0.60, 0.59, 0.60, 0.60])
+    assert gain == pytest.approx(0.0175) and se == pytest.approx(np.std([0.02, 0.01, 0.03, 0.01], ddof=1) / 2)
+    assert _keeps(gain, se)
+    # one fold better by d, four unchanged: mean d/5 equals its standard error d/5, which is not more
+    gain, se = paired_gain([0.7, 0.5, 0.5, 0.5, 0.5], [0.5] * 5)
+    assert gain == pytest.approx(se) and not _keeps(gain, se)
+    assert not _keeps(*paired_gain([0.5] * 5, [0.5] * 5)), "no gain"
+    assert not _keeps(*paired_gain([0.4, 0.6, 0.4, 0.6], [0.5] * 4)), "noise around zero"
+
+
+class PseudoOracle(MerModel):
+    """A planted learner: its feature is the label itself, which it reads only when its training rows
+    include pseudo-labelled ones (and, with ``helped_folds``, only in those folds); otherwise it predicts
+    the majority class. So a round's CV gain is known in advance."""
+
+    name = "pseudo_oracle"
+    defaults = {"helped_folds": None}
+
+    def _fit(self, data):
+        pseudo = data.val_candidates is not None and not data.val_candidates.all()
+        helped = self.params["helped_folds"]
+        self.oracle_ = bool(pseudo and (helped is None or self.seed % 1000 in helped))
+        self.majority_ = {t: int(np.bincount(y[y >= 0]).argmax()) for t, y in data.y.items()}
+
+    def predict_proba(self, X):
+        x = np.asarray(next(iter(X.values())))[:, 0]
+        out = {}
+        for t, c in self.targets.items():
+            label = np.clip(np.rint(x), 0, c - 1).astype(int) if self.oracle_ else np.full(len(x), self.majority_[t])
+            out[t] = np.eye(c)[label]
+        return out
+
+    def save(self, path):  # pragma: no cover
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path):  # pragma: no cover
+        raise NotImplementedError
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from mer_ensemble.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _label_feature_data(tmp_path: Path, helped_folds: list[int] | None, rounds: int) -> Path:
+    """60 labelled rows (classes 0-2, mostly 0), 10 test and 30 pool rows whose one feature is the label."""
+    rng = np.random.default_rng(1)
+    root = tmp_path / "oracle"
+    (root / "features" / "f-UTT").mkdir(parents=True)
+    n = 100
+    labels = np.where(rng.random(n) < 0.5, 0, rng.integers(1, 3, n))
+    split = ["train"] * 60 + ["test"] * 10 + ["unlabeled"] * 30
+    names = [f"u{i:03d}" for i in range(n)]
+    pd.DataFrame({"name": names, "split": split,
+                  "emotion": [f"c{v}" if s == "train" else "" for v, s in zip(labels, split, strict=True)]}
+                 ).to_csv(root / "labels.csv", index=False)
+    pd.DataFrame({"name": names[60:70], "emotion": [f"c{v}" for v in labels[60:70]]}).to_csv(root / "truth.csv",
+                                                                                             index=False)
+    for name, value in zip(names, labels, strict=True):
+        np.save(root / "features" / "f-UTT" / f"{name}.npy", np.array([value], dtype=np.float32))
+    cfg = {"task": "generic", "data": {"layout": "generic", "root": str(root), "targets": ["emotion"],
+                                       "features": {"audio": ["f-UTT"]}},
+           "cv": {"folds": 5}, "models": [{"name": "pseudo_oracle", "id": "oracle",
+                                            "params": {"helped_folds": helped_folds}}],
+           "blend": {"methods": ["mean", "best"]},
+           "pseudo": {"threshold": 0.5, "rounds": rounds, "patience": rounds}}
+    path = tmp_path / "oracle.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_a_round_that_pays_is_kept_and_blend_uses_it(tmp_path: Path, monkeypatch):
+    """Round 1 lifts every fold (kept); round 2 adds nothing over it (not kept): pseudo-label says
+    blend will use round 1, and blend blends the round-1 runs."""
+    monkeypatch.setitem(_registry._MODELS, "pseudo_oracle", PseudoOracle)
+    config, wd = _label_feature_data(tmp_path, None, rounds=2), tmp_path / "wd"
+    result = _cli("pseudo-label", "-c", config, "--workdir", wd)
+    assert result.exit_code == 0, result.output
+    assert "round 1: CV 1.0000 •" in result.output and "over round 0 (paired over folds): kept" in result.output
+    assert "round 2: CV 1.0000 • +0.0000 ± 0.0000 over round 1 (paired over folds): not kept" in result.output
+    assert "blend will use pseudo-label round 1 (soft-vote CV 1.0000): runs oracle@r1" in result.output
+    history = json.loads((wd / "pseudo" / "history.json").read_text())
+    assert [(h["round"], h["kept"], h["compared_with"]) for h in history] == [(0, True, None), (1, True, 0),
+                                                                               (2, False, 1)]
+    out = tmp_path / "sub.csv"
+    result = _cli("blend", "-c", config, "--workdir", wd, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "runs: pseudo-label round 1" in result.output
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["targets"]["emotion"]["runs"] == ["oracle@r1"]
+
+
+def test_a_round_within_its_noise_is_not_kept_and_blend_stays_on_round_zero(tmp_path: Path, monkeypatch):
+    """Pseudo-labels help one fold of five: a mean gain equal to its standard error, so round 1 is not
+    kept; the rounds stop (patience 1) and blend uses the runs without pseudo-labels."""
+    monkeypatch.setitem(_registry._MODELS, "pseudo_oracle", PseudoOracle)
+    config, wd = _label_feature_data(tmp_path, [0], rounds=1), tmp_path / "wd"
+    result = _cli("pseudo-label", "-c", config, "--workdir", wd)
+    assert result.exit_code == 0, result.output
+    assert "over round 0 (paired over folds): not kept, the gain does not exceed its standard error" in result.output
+    assert "blend will use pseudo-label round 0" in result.output and "runs oracle (" in result.output
+    out = tmp_path / "sub.csv"
+    result = _cli("blend", "-c", config, "--workdir", wd, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.with_suffix(".json").read_text())["targets"]["emotion"]["runs"] == ["oracle"]
+    # a choice whose runs were retrained since is not followed
+    choice = json.loads((wd / "pseudo" / "choice.json").read_text())
+    choice["round"], choice["runs"]["oracle"] = 1, {"key": "oracle@r1", "spec_hash": "0" * 12}
+    (wd / "pseudo" / "choice.json").write_text(json.dumps(choice))
+    result = _cli("blend", "-c", config, "--workdir", wd, "--out", out, "--force")
+    assert result.exit_code == 0, result.output
+    assert "the runs of pseudo-label round 1 changed since (oracle); run pseudo-label again" in result.output

@@ -4,21 +4,25 @@
 table for the model type, else the first of the usual projection names the encoder has
 (``q_proj``/``v_proj`` for Whisper, wav2vec2, HuBERT, WavLM and most decoders,
 ``query``/``value`` for BERT-style encoders). A name that matches no linear layer is one
-:class:`ModelError` naming it and the layers there are. :func:`add_lora` injects the adapters in
-place (the encoder keeps its forward signature) and freezes every other encoder weight.
+:class:`ModelError` naming it and the layers there are; :func:`check_lora_targets` finds that out
+when the model is created, from the checkpoint's config alone (the network built on the ``meta``
+device, no weights read). :func:`add_lora` injects the adapters in place (the encoder keeps its
+forward signature) and freezes every other encoder weight.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mer_ensemble.errors import ModelError
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["add_lora", "lora_targets"]
+__all__ = ["add_lora", "check_lora_targets", "lora_targets"]
 
 #: projection names tried in order when peft has no table entry for the model type
 _USUAL = (("q_proj", "v_proj"), ("query", "value"), ("query_proj", "value_proj"), ("q", "v"), ("c_attn",),
@@ -69,3 +73,29 @@ def add_lora(module: nn.Module, targets: list[str], *, r: int, alpha: float, dro
     for name, param in module.named_parameters():
         param.requires_grad_("lora_" in name)
     return module
+
+
+def check_lora_targets(checkpoint: Any, wanted: Sequence[str] | None) -> list[str]:
+    """The module names LoRA would adapt in ``checkpoint`` (a resolved
+    :class:`~mer_ensemble.finetune.checkpoint.Checkpoint`), found without loading its weights;
+    the :class:`ModelError` of :func:`lora_targets` when they do not match."""
+    return list(_targets_of(str(checkpoint.folder), checkpoint.model_type, tuple(wanted or ()), checkpoint.spec))
+
+
+@lru_cache(maxsize=16)
+def _targets_of(folder: str, model_type: str, wanted: tuple[str, ...], spec: str) -> tuple[str, ...]:
+    import torch
+    from transformers import AutoModel
+
+    from mer_ensemble.errors import ExtractError
+    from mer_ensemble.extract._checkpoint import load_config
+
+    try:
+        config = load_config(Path(folder))
+    except ExtractError as exc:
+        raise ModelError(f"checkpoint {spec!r}: {exc}") from None
+    with torch.device("meta"):
+        module = AutoModel.from_config(config)
+    if getattr(config, "is_encoder_decoder", False):
+        module = module.get_encoder()
+    return tuple(lora_targets(module, model_type, wanted or None, spec))

@@ -79,6 +79,11 @@ class FinetuneModel(MerModel):
         self.raw_inputs = MODALITIES[self.params["modality"]]  # type: ignore[misc] - narrowed per instance
         self.checkpoints_ = self._resolve(self.params)
         self._check_widths()
+        if self._settings().lora:  # adapters that match no layer: refused here, before any fold trains
+            from mer_ensemble.finetune.lora import check_lora_targets
+
+            for checkpoint in self.checkpoints_.values():
+                check_lora_targets(checkpoint, self.params["lora_targets"])
 
     # -- parameters -----------------------------------------------------------------------------
 

@@ -146,7 +146,8 @@ def make_units(plans: list[RunPlan], exp: Experiment, *, gflops: float | None = 
                         n_modalities=len({ds.features[f].modality for f in plan.features}), gflops=rate,
                         on_cuda=family_on_cuda(plan.spec.name, exp.config.train.device), raw_inputs=plan.raw,
                         raw_sample=_raw_sample(ds, plan.raw))
-        prior = family.prior_seconds({**family.defaults, **plan.spec.params}, work)
+        params = plan.jobs[0].model["params"] if plan.jobs else plan.spec.params  # paths resolved as jobs get them
+        prior = family.prior_seconds({**family.defaults, **params}, work)
         for rank, seed in enumerate(plan.seeds):
             jobs = sorted((j for j in plan.jobs if j.seed == seed), key=lambda j: j.fold)
             done = {k for k, j in enumerate(jobs) if Path(j.out).is_file()}

@@ -149,10 +149,10 @@ def test_lora_auto_follows_the_checkpoint_size(tiny_checkpoints: dict) -> None:
 
 
 def test_lora_without_matching_modules_is_named(tiny_checkpoints: dict) -> None:
-    texts, y = text_rows(20)
-    model = finetune(tiny_checkpoints["bert"], lora=True, lora_targets=["q_proj", "value"])
+    # refused when the model is created (the layers read from the checkpoint's config), before any training
     with pytest.raises(ModelError, match=r"lora_targets \['q_proj'\] match no linear layer.*'query'"):
-        model.fit({"raw:text": texts}, y)
+        finetune(tiny_checkpoints["bert"], lora=True, lora_targets=["q_proj", "value"])
+    assert finetune(tiny_checkpoints["bert"], lora=True, lora_targets=["query", "value"]).params["lora"] is True
     from torch import nn
 
     from mer_ensemble.finetune.lora import lora_targets
@@ -293,6 +293,22 @@ def test_prior_seconds_and_weights(tiny_checkpoints: dict) -> None:
     assert cls.needs_features is False and cls.uses_gpu is True and cls.blend_value == 1.0
     unnamed = cls.prior_seconds({}, work)  # a family-level estimate: a base-size encoder
     assert unnamed > base and cls.n_weights({}) == 110_000_000
+
+
+def test_prior_seconds_follow_the_measured_length_of_the_rows(tiny_checkpoints: dict) -> None:
+    """The cost prior tokenizes a sample of the rows (``WorkSize.raw_sample``) instead of assuming 24
+    tokens: short utterances cost less, long ones more, cut at ``max_tokens``."""
+    from mer_ensemble.models import WorkSize
+
+    cls = get_model_class("finetune")
+    params = {"checkpoint": str(tiny_checkpoints["bert"])}
+    work = WorkSize(n_fit=1000, n_predict=5000, dims=[], n_outputs=5, gflops=50.0, raw_inputs=("text",))
+    short = WorkSize(**{**vars(work), "raw_sample": {"text": ("yes", "okay fine", "why")}})
+    long = WorkSize(**{**vars(work), "raw_sample": {"text": (" ".join(["happy sad angry"] * 20),) * 3}})
+    assert cls.prior_seconds(params, short) < cls.prior_seconds(params, work) < cls.prior_seconds(params, long)
+    lengths = cls._typical_lengths({**cls.defaults, **params}, short.raw_sample)
+    assert lengths["text"] == pytest.approx((3 + 4 + 3) / 3, abs=1)  # [CLS] words [SEP]
+    assert cls._typical_lengths({**cls.defaults, **params, "max_tokens": 8}, long.raw_sample)["text"] == 8
 
 
 # ---------------------------------------------------------------------------------------------

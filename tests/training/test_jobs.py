@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from mer_ensemble.config import load_config
 from mer_ensemble.data import RAW_TEXT, Frames
 from mer_ensemble.experiment import Experiment
 from mer_ensemble.io import atomic_save_npz
+from mer_ensemble.models import MerModel
 from mer_ensemble.training.jobs import build_inputs, job_seconds, run_job
 from mer_ensemble.training.plan import JobBuilder
 from tests.conftest import write_config, write_generic
@@ -71,3 +73,61 @@ def test_pseudo_labelled_rows_join_the_training_part_never_the_validation_part(e
     with pytest.raises(RuntimeError, match="pseudo-labelled rows overlap the fold's validation rows"):
         run_job(leak)
     assert not Path(leak.out).exists()
+
+
+class _TextLengths(MerModel):
+    """Reads raw text only; remembers the texts it trained on (in ``selected_``)."""
+
+    name = "text_lengths"
+    defaults: dict = {}
+    raw_inputs = ("text",)
+    needs_features = False
+
+    def _fit(self, data) -> None:  # noqa: ANN001
+        self.selected_["texts"] = list(data.X[RAW_TEXT])
+
+    def predict_proba(self, X) -> dict:  # noqa: ANN001
+        n = len(X[RAW_TEXT])
+        return {t: np.full((n, c), 1.0 / c) for t, c in self.targets.items()}
+
+    def save(self, path: str) -> None:  # pragma: no cover - not used
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: str) -> MerModel:  # pragma: no cover - not used
+        raise NotImplementedError
+
+
+def test_pseudo_labelled_rows_bring_their_raw_inputs(exp: Experiment, tmp_path: Path, monkeypatch):
+    """A family on raw text trains on the pseudo-labelled pool rows' text too (fine-tuning learns from them)."""
+    from mer_ensemble.config import ModelSpec
+    from mer_ensemble.models import _registry
+
+    monkeypatch.setitem(_registry._MODELS, "text_lengths", _TextLengths)
+    spec = ModelSpec(name="text_lengths", id="txt", features=["raw:text"])
+    plan = JobBuilder(exp).plan(spec)
+    train, _ = exp.folds.split(0)
+    pool = exp.dataset.pool_rows[:4]
+    atomic_save_npz(tmp_path / "pseudo.npz", rows_0=pool, **{"label_0/emotion": np.zeros(4, np.int64),
+                                                             "label_0/sentiment": np.ones(4, np.int64)})
+    job = replace(plan.jobs[0], pseudo_file=str(tmp_path / "pseudo.npz"), out=str(tmp_path / "t.npz"))
+    run_job(job)
+    with np.load(job.out) as res:
+        texts = json.loads(str(res["selected"]))["texts"]
+    expected = [exp.dataset.raw["text"][r] for r in (*train, *pool)]
+    assert texts == expected and texts[-4:] == [exp.dataset.raw["text"][r] for r in pool]
+
+
+def test_a_family_that_keeps_its_model_saves_it_beside_the_result(exp: Experiment, monkeypatch):
+    from mer_ensemble.models import get_model_class
+    from mer_ensemble.training.jobs import model_path
+
+    plan = JobBuilder(exp).plan(exp.config.models[0])
+    monkeypatch.setattr(get_model_class("linear"), "keeps_model", True)
+    job = plan.jobs[0]
+    run_job(job)
+    assert model_path(job) == Path(job.out).with_suffix(".model") and model_path(job).is_file()
+    model = get_model_class("linear").load(str(model_path(job)))
+    proba = model.predict_proba(build_inputs(exp.dataset, list(job.features), exp.dataset.test_rows, "utt", 64))
+    with np.load(job.out) as res:
+        np.testing.assert_allclose(proba["emotion"], res["test/emotion"], atol=1e-6)
