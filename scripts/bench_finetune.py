@@ -21,12 +21,19 @@ Parts (``--part``):
   there, with the paired per-fold difference of each arm to the ``--baseline`` arm.
   ``--predict-all`` also times, in fold 0, the prediction of the rows a fold job of the
   shipped MELD config predicts besides its validation rows (2,610 test + 7,989 pool texts).
-* Later: the MELD arms through the CLI (frozen features + linear, finetune full, finetune LoRA,
-  pseudo-label rounds) once the dataset carries the rows' text (the place is :data:`PARTS`).
+* ``meld-cli``: the shipped ``configs/meld.yaml`` through the CLI, as a team runs it (train + dev,
+  3,109 labelled rows, 5 dialogue-grouped folds): ``train-all`` (timed), ``blend``, the LoRA arm
+  (``ft-lora``: the same MiniLM with LoRA adapters, ``lr`` 5e-4, in its own workdir so that it stays out
+  of the shipped blend), ``pseudo-label --rounds N`` (timed) and ``blend`` again (the round it keeps),
+  plus a blend of each round's runs (``blend.runs: ["*@r<k>"]``). Then one table: each arm's CV
+  (a run: mean ± sd of the combined score over the validation folds; a blend: its nested CV) and its
+  test score. Every command resumes from the job files in ``--out``, so a workdir where they ran
+  already is only read. ``truth.csv`` is read here only, after everything was trained and blended.
 
     python scripts/bench_finetune.py --part throughput --rows 512 --batch-size 32 --epochs 1
     python scripts/bench_finetune.py --part meld-cv --arm final --predict-all --out /tmp/ft-cv
     python scripts/bench_finetune.py --part meld-table --out /tmp/ft-cv
+    python scripts/bench_finetune.py --part meld-cli --rounds 2 --out /tmp/ft-cli [--workdir /tmp/meld-wd]
 """
 
 from __future__ import annotations
@@ -322,6 +329,94 @@ def bench_meld_table(args: argparse.Namespace) -> None:
                     f"Δ joint vs {args.baseline} (± SE, paired)", "s / fold", "s to predict 10,599 more rows"], rows)
 
 
+# ---------------------------------------------------------------------------------------------
+# MELD through the CLI: the shipped config's runs and blends, the LoRA arm, pseudo-label rounds
+
+LORA_RUN = ("models=[{name: finetune, id: ft-lora, features: ['raw:text'], "
+            f"params: {{checkpoint: '{MINILM}', lora: true, lr: 5.0e-4}}}}]")
+
+
+def _timed_cli(*args: object) -> tuple[str, float]:
+    from benchlib import run_cli
+
+    start = time.perf_counter()
+    out = run_cli(*args)
+    return out, time.perf_counter() - start
+
+
+def _blend_once(config: Path, wd: Path, out: Path, *extra: str) -> float:
+    """``blend`` into ``out`` unless it is there already; its seconds (0 when skipped)."""
+    if out.is_file():
+        return 0.0
+    return _timed_cli("blend", "-c", config, "--workdir", wd, "--out", out, *extra)[1]
+
+
+@PARTS("meld-cli")
+def bench_meld_cli(args: argparse.Namespace) -> None:
+    config, root = REPO / "configs" / "meld.yaml", Path(args.out)
+    wd, lora_wd = Path(args.workdir) if args.workdir else root / "meld", root / "meld-lora"
+    seconds = {"train-all": _timed_cli("train-all", "-c", config, "--workdir", wd)[1]}
+    seconds["blend"] = _blend_once(config, wd, wd / "round0.csv")  # before any pseudo-label round
+    seconds["train-all (LoRA arm)"] = _timed_cli("train-all", "-c", config, "--workdir", lora_wd,
+                                                  "--set", LORA_RUN)[1]
+    out, seconds["pseudo-label"] = _timed_cli("pseudo-label", "-c", config, "--workdir", wd, "--rounds", args.rounds)
+    print(out)
+    for k in range(1, args.rounds + 1):
+        if list((wd / "store").glob(f"*@r{k}.json")):
+            _blend_once(config, wd, wd / f"round{k}.csv", "--set", f"blend.runs=['*@r{k}']")
+    seconds["blend (after pseudo-label)"] = _blend_once(config, wd, wd / "kept.csv")
+    meld_cli_table(config, wd, lora_wd, seconds)
+
+
+def meld_cli_table(config: Path, wd: Path, lora_wd: Path, seconds: dict[str, float]) -> None:
+    """The table of every arm: CV and test (the truth is read here, after everything ran)."""
+    from mer_ensemble.config import load_config
+    from mer_ensemble.data import load_dataset
+    from mer_ensemble.experiment import data_settings
+    from mer_ensemble.pseudo import history_json
+    from mer_ensemble.store import load_runs
+    from mer_ensemble.submission import read_truth, score_submission
+
+    cfg = load_config(config)
+    ds = load_dataset(data_settings(cfg), wd)
+    task, truth_path = ds.task, cfg.resolve_path(cfg.truth["test"])
+    truth, names = read_truth(truth_path, task)
+    order = np.array([{n: i for i, n in enumerate(names)}[n] for n in ds.names[ds.test_rows]])
+
+    def run_row(label: str, record: Any) -> list[str]:
+        combined = record.manifest["combined"]
+        test = task.combined({t: task.target(t).score(truth[t][order], record.test[t].argmax(1))
+                              for t in task.target_names})
+        return [label, record.key, f"{combined['mean']:.4f} ± {combined['sd']:.4f} (run: folds)", f"{test:.4f}"]
+
+    def blend_row(label: str, sub: Path) -> list[str]:
+        sidecar = json.loads(sub.with_suffix(".json").read_text())
+        runs = sorted({r for target in sidecar["targets"].values() for r in target["runs"]})
+        test = score_submission(sub, truth_path, task)["combined"]
+        return [label, ", ".join(runs), f"{sidecar['combined_nested']:.4f} (blend: nested)", f"{test:.4f}"]
+
+    records = {r.key: r for r in load_runs(wd)}
+    lora = {r.key: r for r in load_runs(lora_wd)}
+    rows = [run_row("frozen MiniLM features + linear", records["lin-minilm-UTT"]),
+            run_row("finetune MiniLM (full)", records["ft-text"]),
+            run_row("finetune MiniLM (LoRA r8, lr 5e-4)", lora["ft-lora"]),
+            blend_row("shipped config: train-all + blend (no pseudo-labels)", wd / "round0.csv")]
+    history = {h["round"]: h for h in history_json(wd)}
+    for k, h in sorted(history.items()):
+        if k == 0 or not (wd / f"round{k}.csv").is_file():
+            continue
+        verdict = f"round {k}: soft-vote CV {h['cv_score']:.4f}, {h['gain']:+.4f} ± {h['gain_se']:.4f} over round " \
+                  f"{h['compared_with']}, {'kept' if h['kept'] else 'not kept'}"
+        rows.append(blend_row(f"pseudo-label {verdict}: blend of its runs", wd / f"round{k}.csv"))
+        if f"ft-text@r{k}" in records:
+            rows.append(run_row(f"finetune MiniLM (full), pseudo-label round {k}", records[f"ft-text@r{k}"]))
+    rows.append(blend_row("blend after pseudo-label (the round it keeps)", wd / "kept.csv"))
+    markdown_table("MELD through the CLI (configs/meld.yaml: train + dev, 3,109 labelled rows, 5 folds grouped by "
+                   "dialogue; joint weighted F1 of emotion and sentiment)", ["arm", "runs", "CV", "test"], rows)
+    markdown_table("seconds (2-core CPU)", ["command", "seconds"],
+                   [[k, f"{v:.0f}" if v else "(already done)"] for k, v in seconds.items()])
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=sorted(PARTS), default="throughput")
@@ -335,6 +430,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--params", default="{}", help="meld-cv: JSON overrides of the finetune parameters")
     parser.add_argument("--predict-all", action="store_true", help="meld-cv: time predicting test + pool in fold 0")
     parser.add_argument("--baseline", default="linear", help="meld-table: the arm differences are taken to")
+    parser.add_argument("--rounds", type=int, default=2, help="meld-cli: pseudo-label rounds")
+    parser.add_argument("--workdir", default=None, help="meld-cli: the shipped config's workdir [--out/meld]")
     parser.add_argument("--out", default="/tmp/bench-finetune", help="where results and scratch files go")
     return parser.parse_args(argv)
 
