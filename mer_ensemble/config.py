@@ -22,11 +22,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from mer_ensemble import config_sections
 from mer_ensemble.config_sections import (
     BlendConfig,
     CVConfig,
     DataConfig,
-    ExtractorSpec,
     MediaConfig,
     ModelSpec,
     PortfolioConfig,
@@ -34,26 +34,13 @@ from mer_ensemble.config_sections import (
     ScoringConfig,
     StrictModel,
     TrainConfig,
-    parse_duration,
 )
+from mer_ensemble.config_sections import ExtractorSpec as ExtractorSpec  # re-exported: callers import it from here
+from mer_ensemble.config_sections import parse_duration as parse_duration  # re-exported
 from mer_ensemble.errors import ConfigError
 
-__all__ = [
-    "BlendConfig",
-    "Config",
-    "CVConfig",
-    "DataConfig",
-    "ExtractorSpec",
-    "MediaConfig",
-    "ModelSpec",
-    "PortfolioConfig",
-    "PseudoConfig",
-    "ScoringConfig",
-    "TrainConfig",
-    "apply_overrides",
-    "load_config",
-    "parse_duration",
-]
+#: this module's names and the sections', so ``from mer_ensemble.config import DataConfig`` works as well
+__all__ = ["Config", "apply_overrides", "load_config", "parse_config", *config_sections.__all__]
 
 
 class Config(StrictModel):

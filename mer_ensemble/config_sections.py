@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mer_ensemble.errors import ConfigError
 
+#: what mer_ensemble.config re-exports (MAX_SEED, check_seeds and StrictModel are for the config modules)
 __all__ = [
-    "MAX_SEED",
     "BlendConfig",
     "CVConfig",
     "DataConfig",
@@ -27,9 +27,7 @@ __all__ = [
     "PortfolioConfig",
     "PseudoConfig",
     "ScoringConfig",
-    "StrictModel",
     "TrainConfig",
-    "check_seeds",
     "parse_duration",
 ]
 
