@@ -77,9 +77,9 @@ def _audio_track(path: Path) -> tuple[np.ndarray | None, int, str]:
 def _write_video(source: Path, target: Path, audio: np.ndarray | None, rate: int, layout: str, factor: int,
                  method: str) -> int:
     """Re-encode ``source`` into ``target`` with blurred frames and ``audio`` ``(channels, n)``; returns frames."""
-    from fractions import Fraction
-
     import av
+
+    from mer_ensemble.media.video import encode_audio, encode_video
 
     vcodec, acodec = _VIDEO_CODECS.get(source.suffix.lower(), ("libx264", "aac"))
     frames = 0
@@ -96,24 +96,10 @@ def _write_video(source: Path, target: Path, audio: np.ndarray | None, rate: int
             aout = dst.add_stream(acodec, rate=out_rate)
             aout.layout = layout
         if vin is not None:
-            for frame in src.decode(vin):
-                rgb = blur_array(frame.to_ndarray(format="rgb24"), factor, method)
-                new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                new.pts, new.time_base = frame.pts, frame.time_base
-                for packet in vout.encode(new):
-                    dst.mux(packet)
-                frames += 1
-            for packet in vout.encode(None):
-                dst.mux(packet)
+            blurred = ((blur_array(frame.to_ndarray(format="rgb24"), factor, method), frame.pts, frame.time_base)
+                       for frame in src.decode(vin))
+            frames = encode_video(dst, vout, blurred)
         if aout is not None:
             samples = audio if aout.rate == rate else np.stack([resample(c, rate, aout.rate) for c in audio])
-            size = aout.codec_context.frame_size or 1024
-            planar = np.ascontiguousarray(samples, dtype=np.float32)
-            for offset in range(0, planar.shape[1], size):
-                chunk = av.AudioFrame.from_ndarray(planar[:, offset : offset + size], format="fltp", layout=layout)
-                chunk.sample_rate, chunk.pts, chunk.time_base = aout.rate, offset, Fraction(1, aout.rate)
-                for packet in aout.encode(chunk):
-                    dst.mux(packet)
-            for packet in aout.encode(None):
-                dst.mux(packet)
+            encode_audio(dst, aout, np.ascontiguousarray(samples, dtype=np.float32), aout.rate, layout=layout)
     return frames
