@@ -12,7 +12,8 @@ def test_presets_follow_the_competitions():
     assert mer.targets[0].metric == "weighted_f1" and mer.submission == "mer2024"
     t1 = resolve_task("meiju2025-track1")
     assert t1.targets[0].classes == ("happy", "surprise", "sad", "disgust", "anger", "fear", "neutral")
-    assert t1.targets[1].classes[0] == "questioning" and t1.targets[1].classes[-1] == "neutral"
+    assert t1.targets[1].classes == ("questioning", "agreeing", "acknowledging", "encouraging", "consoling",
+                                     "suggesting", "wishing", "neutral")
     assert [t.metric for t in t1.targets] == ["weighted_f1", "weighted_f1"]
     assert t1.combined({"emotion": 0.6, "intent": 0.3}) == pytest.approx(0.4)
     assert t1.column_for("emotion") == "emo_pred" and t1.zip_submission

@@ -1,5 +1,6 @@
-"""Options every command shares: ``-c/--config``, ``--set key=value`` and ``--workdir``; and
-:func:`dataclass_options`, which turns a settings dataclass into a command's flags."""
+"""Options every command shares: ``-c/--config``, ``--set key=value`` and ``--workdir``;
+:func:`dataclass_options`, which turns a settings dataclass into a command's flags; and
+:func:`exit_if_items_failed`, how a command over many items ends when some failed."""
 
 from __future__ import annotations
 
@@ -22,6 +23,17 @@ SetOpt = typer.Option(
     None, "--set", help="Override a config key, e.g. --set cv.folds=10 (repeatable; value parsed as YAML)."
 )
 WorkdirOpt = typer.Option(None, "--workdir", help="Where runs, folds and cache live [default: runs/<config stem>].")
+
+#: exit status when the run finished but some items failed (a fatal error exits with 1)
+EXIT_ITEMS_FAILED = 2
+
+
+def exit_if_items_failed(failed: int, message: str) -> None:
+    """End a command over many items (its summary printed): when ``failed`` > 0, print
+    ``error: <message>`` on stderr and exit with :data:`EXIT_ITEMS_FAILED`."""
+    if failed:
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(EXIT_ITEMS_FAILED)
 
 
 def load(config: Path, overrides: list[str] | None, workdir: Path | None) -> tuple[Config, Path]:

@@ -10,11 +10,8 @@ from pathlib import Path
 import typer
 
 from mer_ensemble.cli._app import app, friendly_errors
-from mer_ensemble.cli._common import dataclass_options
+from mer_ensemble.cli._common import dataclass_options, exit_if_items_failed
 from mer_ensemble.extract._common import ExtractOptions
-
-#: exit status when the run finished but some items failed (a fatal error exits with 1)
-EXIT_ITEMS_FAILED = 2
 
 
 @app.command("extract")
@@ -47,6 +44,5 @@ def extract_cli(
         f"{report.out}: {report.n_written} written, {report.n_skipped} skipped, {report.n_failed} failed "
         f"of {report.n_items} ({report.modality}, {report.level}; {settings}; defaults: {report.defaults_from})"
     )
-    if not report.ok:
-        typer.echo(f"error: {report.n_failed} of {report.n_items} items failed; see {report.errors_path}", err=True)
-        raise typer.Exit(EXIT_ITEMS_FAILED)
+    exit_if_items_failed(report.n_failed,
+                         f"{report.n_failed} of {report.n_items} items failed; see {report.errors_path}")

@@ -9,17 +9,13 @@ from pathlib import Path
 import typer
 
 from mer_ensemble.cli._app import app, friendly_errors
-
-#: exit status when the run finished but some items failed (a fatal error exits with 1)
-EXIT_ITEMS_FAILED = 2
+from mer_ensemble.cli._common import exit_if_items_failed
 
 
 def _finish(report, verb: str) -> None:  # noqa: ANN001 - a FolderReport
     """Print a folder command's summary; exit with status 2 when some file failed."""
     typer.echo(report.summary(verb))
-    if not report.ok:
-        typer.echo(f"error: {len(report.failures)} file(s) failed; see {report.errors_path}", err=True)
-        raise typer.Exit(EXIT_ITEMS_FAILED)
+    exit_if_items_failed(len(report.failures), f"{len(report.failures)} file(s) failed; see {report.errors_path}")
 
 
 @app.command("prepare")
@@ -57,9 +53,7 @@ def prepare_cli(
         f"{counts['no_face']} without a face, {counts['failed']} failed; {counts['faces']} face crops "
         f"in {report.seconds:.1f}s; manifest {report.manifest}"
     )
-    if report.n_failed:
-        typer.echo(f"error: {report.n_failed} video(s) failed; see {report.manifest}", err=True)
-        raise typer.Exit(EXIT_ITEMS_FAILED)
+    exit_if_items_failed(report.n_failed, f"{report.n_failed} video(s) failed; see {report.manifest}")
 
 
 @app.command("transcribe")
@@ -138,6 +132,4 @@ def features_cli(
         failed += report.n_failed
         typer.echo(f"{result.feature}: {report.n_written} written, {report.n_skipped} skipped, {report.n_failed} "
                    f"failed, {len(result.filled)} filled with zeros ({report.out})")
-    if failed:
-        typer.echo(f"error: {failed} item(s) failed; see the errors.csv of the folders above", err=True)
-        raise typer.Exit(EXIT_ITEMS_FAILED)
+    exit_if_items_failed(failed, f"{failed} item(s) failed; see the errors.csv of the folders above")

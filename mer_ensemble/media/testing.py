@@ -9,6 +9,7 @@ ships (``skimage.data.astronaut()``) with its hand-annotated face box.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def make_video(
     """
     import av
 
+    from mer_ensemble.media.video import encode_audio, encode_video
+
     path = Path(path)
     width, height = size
     defaults = {".mp4": ("libx264", "aac"), ".mkv": ("mpeg4", "pcm_s16le"), ".webm": ("libvpx", "libopus"),
@@ -94,39 +97,27 @@ def make_video(
                 audio, rate = resample(np.asarray(audio, dtype=np.float32), rate, 48000), 48000
             astream = container.add_stream(acodec, rate=rate)
             astream.layout = "mono"
-        for index in range(n_frames):
-            frame = back.copy()
-            if face:
-                x, y = (start + (end - start) * index / max(n_frames - 1, 1)).round().astype(int)
-                frame[y : y + patch_side, x : x + patch_side] = patch
-                boxes[index] = face_box + np.array([x, y, x, y])
-            out = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            out.pts = index
-            out.time_base = Fraction(1, fps)
-            for packet in vstream.encode(out):
-                container.mux(packet)
-        for packet in vstream.encode(None):
-            container.mux(packet)
+        encode_video(container, vstream, _drifting_face(back, patch, face_box if face else None, start, end,
+                                                          n_frames, fps, boxes))
         if astream is not None:
-            _encode_audio(container, astream, np.asarray(audio, dtype=np.float32), rate)
+            pcm = np.clip(np.asarray(audio, dtype=np.float32), -1, 1)[None, :]
+            encode_audio(container, astream, pcm, rate, layout="mono", sample_format="flt")
     return boxes
 
 
-def _encode_audio(container, stream, samples: np.ndarray, rate: int) -> None:  # noqa: ANN001 - av objects
-    import av
-
-    frame_size = stream.codec_context.frame_size or 1024
-    pcm = np.clip(samples, -1, 1)
-    for offset in range(0, len(pcm), frame_size):
-        chunk = pcm[offset : offset + frame_size]
-        frame = av.AudioFrame.from_ndarray(chunk[None, :].astype(np.float32), format="flt", layout="mono")
-        frame.sample_rate = rate
-        frame.pts = offset
-        frame.time_base = Fraction(1, rate)
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode(None):
-        container.mux(packet)
+def _drifting_face(back: np.ndarray, patch: np.ndarray, face_box: np.ndarray | None, start: np.ndarray,
+                   end: np.ndarray, n_frames: int, fps: int,
+                   boxes: np.ndarray) -> Iterator[tuple[np.ndarray, int, Fraction]]:
+    """The frames ``(rgb, pts, time_base)`` of :func:`make_video`: ``back`` with ``patch`` moving from ``start``
+    to ``end`` (no patch when ``face_box`` is None); each frame's face box goes into ``boxes``."""
+    side = patch.shape[0]
+    for index in range(n_frames):
+        frame = back.copy()
+        if face_box is not None:
+            x, y = (start + (end - start) * index / max(n_frames - 1, 1)).round().astype(int)
+            frame[y : y + side, x : x + side] = patch
+            boxes[index] = face_box + np.array([x, y, x, y])
+        yield frame, index, Fraction(1, fps)
 
 
 def save_tiny_enhancer(folder: str | Path, *, output: str = "waveform", gain: float = 0.5, exporter: str = "export",

@@ -9,18 +9,24 @@
 
 ``frames`` demuxes the audio and the video stream together, so the audio is complete once the
 frames are exhausted. Frame indices count the decoded video frames from 0 in presentation order.
+
+:func:`encode_video` and :func:`encode_audio` write the streams of an output container (noisy
+copies, test videos).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mer_ensemble.errors import DataError
 
-__all__ = ["VIDEO_EXTENSIONS", "MediaError", "VideoReader", "every_n_frames", "every_seconds", "read_audio_track"]
+__all__ = ["VIDEO_EXTENSIONS", "MediaError", "VideoReader", "encode_audio", "encode_video", "every_n_frames",
+           "every_seconds", "read_audio_track"]
 
 VIDEO_EXTENSIONS = (
     ".mp4", ".avi", ".mkv", ".webm", ".mov", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts", ".3gp", ".ogv",
@@ -142,3 +148,39 @@ def read_audio_track(path: str | Path, rate: int = 16000) -> np.ndarray:
     if reader.audio is None:
         raise MediaError(f"{path}: has no audio stream")
     return reader.audio
+
+
+def encode_video(container: Any, stream: Any, frames: Iterable[tuple[np.ndarray, int, Fraction]]) -> int:
+    """Encode ``(rgb, pts, time_base)`` frames (``rgb``: ``(H, W, 3)`` uint8) into ``stream`` of the
+    output ``container``, muxing every packet, then flush the encoder; returns the number of frames."""
+    import av
+
+    count = 0
+    for rgb, pts, time_base in frames:
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        _encode(container, stream, frame)
+        count += 1
+    _encode(container, stream, None)
+    return count
+
+
+def encode_audio(container: Any, stream: Any, samples: np.ndarray, rate: int, *, layout: str,
+                 sample_format: str = "fltp") -> None:
+    """Encode float32 ``samples`` ``(channels, n)`` at ``rate`` Hz into ``stream`` of the output
+    ``container`` in chunks of the codec's frame size (pts: the sample offset), then flush;
+    ``sample_format`` ``fltp`` (planar) or ``flt`` (packed, ``(1, n * channels)``)."""
+    import av
+
+    size = stream.codec_context.frame_size or 1024
+    for offset in range(0, samples.shape[1], size):
+        chunk = av.AudioFrame.from_ndarray(samples[:, offset : offset + size], format=sample_format, layout=layout)
+        chunk.sample_rate, chunk.pts, chunk.time_base = rate, offset, Fraction(1, rate)
+        _encode(container, stream, chunk)
+    _encode(container, stream, None)
+
+
+def _encode(container: Any, stream: Any, frame: Any) -> None:
+    """Encode one frame (None flushes the encoder) and mux its packets."""
+    for packet in stream.encode(frame):
+        container.mux(packet)

@@ -15,21 +15,11 @@ from mer_ensemble.cli import app
 from mer_ensemble.data import demo
 from mer_ensemble.data.demo import FEATURE_FOLDERS, FRAME_RANGES, make_demo, parse_dims
 from mer_ensemble.errors import DataError
+from mer_ensemble.tasks import MEIJU_EMOTIONS, MEIJU_INTENTS, MER2024_CLASSES
 
 MER_DIMS = "audio=64,text=48,video=32"
 MEIJU_DIMS = {"audio": 24, "text": 16, "video": 12}
-MER_CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
-MEIJU_EMOTIONS = ["happy", "surprise", "sad", "disgust", "anger", "fear", "neutral"]
-MEIJU_INTENTS = [
-    "questioning",
-    "agreeing",
-    "acknowledging",
-    "encouraging",
-    "consoling",
-    "suggesting",
-    "wishing",
-    "neutral",
-]
+MER_CLASSES = list(MER2024_CLASSES)  # the classes are pinned in tests/test_tasks.py
 
 
 def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
