@@ -423,7 +423,8 @@ def round_records(workdir: Path, records: list[RunRecord]) -> tuple[list[RunReco
         return base, (f"runs without pseudo-labels (round 0): the runs of pseudo-label round {choice.round} "
                       f"changed since ({', '.join(stale)}); run pseudo-label again")
     others = [r for r in base if r.manifest.get("run_id") not in choice.runs]  # runs pseudo-labelling did not use
-    return chosen + others, choice.text()
+    keep = {id(r) for r in chosen + others}
+    return [r for r in records if id(r) in keep], choice.text()  # in the store's order, as a plain blend reads them
 
 
 def save_history(workdir: Path, history: list[RoundStats]) -> Path:

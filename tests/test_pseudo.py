@@ -292,3 +292,21 @@ def test_a_round_within_its_noise_is_not_kept_and_blend_stays_on_round_zero(tmp_
     result = _cli("blend", "-c", config, "--workdir", wd, "--out", out, "--force")
     assert result.exit_code == 0, result.output
     assert "the runs of pseudo-label round 1 changed since (oracle); run pseudo-label again" in result.output
+
+
+def test_round_records_keep_the_store_order(tmp_path: Path):
+    """The runs of the kept round come in the store's order, so a blend after a round-0 choice is the plain
+    blend (same methods' inputs, same Optuna study)."""
+    from types import SimpleNamespace
+
+    from mer_ensemble.pseudo import RoundStats, round_records, save_choice
+
+    def record(key: str, run_id: str, round_: int) -> SimpleNamespace:
+        return SimpleNamespace(key=key, manifest={"run_id": run_id, "round": round_, "spec_hash": key + "-h"})
+
+    stored = [record("a", "a", 0), record("a@r1", "a", 1), record("b", "b", 0), record("b@r1", "b", 1),
+              record("c", "c", 0)]
+    assert [r.key for r in round_records(tmp_path, stored)[0]] == ["a", "b", "c"], "no choice: round 0"
+    save_choice(tmp_path, RoundStats(round=1, cv_score=0.5), [stored[3], stored[1]])
+    chosen, which = round_records(tmp_path, stored)
+    assert [r.key for r in chosen] == ["a@r1", "b@r1", "c"] and which.startswith("pseudo-label round 1")
