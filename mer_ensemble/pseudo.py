@@ -288,7 +288,9 @@ def _keeps(gain: float, se: float) -> bool:
 
 def run_pseudo_rounds(exp: Experiment, *, rounds: int | None = None, per_fold: bool = True, progress: bool = True,
                       echo=print) -> list[RoundStats]:  # noqa: ANN001
-    """Round 0 = the stored base runs (trained if missing); each round re-selects and retrains."""
+    """Round 0 = the stored base runs (trained if missing); each round re-selects pseudo-labels with the
+    previous round's ``pseudo.runs`` (default: every run) and retrains ``pseudo.retrain`` (default: the
+    same runs). A round's CV is the soft vote of every run it selects with or retrains."""
     import time
 
     from mer_ensemble.store import list_run_keys, load_run
@@ -303,12 +305,14 @@ def run_pseudo_rounds(exp: Experiment, *, rounds: int | None = None, per_fold: b
     retrain_ids = p.retrain or source_ids
     select_specs(cfg, source_ids)
     select_specs(cfg, retrain_ids)
+    run_ids = source_ids + [r for r in retrain_ids if r not in source_ids]  # what a round's CV and blend read
     stored = set(list_run_keys(workdir))
-    missing = [r for r in source_ids if r not in stored]
+    missing = [r for r in run_ids if r not in stored]
     if missing:
         echo(f"round 0: training base runs {', '.join(missing)}")
         train_all(exp, run_ids=missing, progress=progress)
-    records = [load_run(workdir, r) for r in source_ids]
+    current = {r: load_run(workdir, r) for r in run_ids}
+    records = [current[r] for r in run_ids]
     truth = _read_truth(cfg, ds)
     score, per_target, cv_folds = _cv_of_runs(ds, records)
     history = [RoundStats(round=0, cv_score=score, cv_per_target=per_target, runs=[r.key for r in records],
@@ -318,14 +322,15 @@ def run_pseudo_rounds(exp: Experiment, *, rounds: int | None = None, per_fold: b
     folder = workdir / "pseudo"
     for r in range(1, rounds + 1):
         start = time.perf_counter()
-        path, info = make_pseudo_file(cfg, ds, records, folder / f"round{r}.npz", per_fold=per_fold)
+        sources = [current[i] for i in source_ids]  # the previous round's models label the pool
+        path, info = make_pseudo_file(cfg, ds, sources, folder / f"round{r}.npz", per_fold=per_fold)
         stats = RoundStats(round=r, added=info["added"], agree_rate=info["agree_rate"])
         for target, stacked in info["labels_by_fold"].items():
             stats.precision[target] = _precision(truth, ds, info["rows"], stacked, target)
         new = train_all(exp, run_ids=retrain_ids, round_=r, pseudo_file=str(path),
                         key_suffix=f"@r{r}", progress=progress)
-        retrained = {rec.manifest["run_id"]: rec for rec in new}
-        records = [retrained.get(rec.manifest["run_id"], rec) for rec in records]
+        current.update({rec.manifest["run_id"]: rec for rec in new})
+        records = [current[i] for i in run_ids]
         stats.cv_score, stats.cv_per_target, stats.cv_folds = _cv_of_runs(ds, records)
         stats.runs = [rec.key for rec in records]
         stats.seconds = time.perf_counter() - start

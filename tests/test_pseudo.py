@@ -310,3 +310,16 @@ def test_round_records_keep_the_store_order(tmp_path: Path):
     save_choice(tmp_path, RoundStats(round=1, cv_score=0.5), [stored[3], stored[1]])
     chosen, which = round_records(tmp_path, stored)
     assert [r.key for r in chosen] == ["a@r1", "b@r1", "c"] and which.startswith("pseudo-label round 1")
+
+
+def test_runs_retrained_beyond_the_labelling_runs_are_scored_and_chosen_with_them(tmp_path: Path):
+    """``pseudo.runs`` label the pool; ``pseudo.retrain`` may name more runs: the round's CV and the choice
+    cover every run it reads or retrains."""
+    root = write_generic(tmp_path / "d", n_pool=40)
+    models = [{"name": "linear", "id": "lin"}, {"name": "linear", "id": "lin2", "params": {"C": 0.1}}]
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, models=models, **{
+        "pseudo.threshold": 0.4, "pseudo.rounds": 1, "pseudo.runs": ["lin"], "pseudo.retrain": ["lin", "lin2"]}))
+    history = run_pseudo_rounds(Experiment.open(cfg, tmp_path / "wd"), progress=False, echo=lambda *_: None)
+    assert history[0].runs == ["lin", "lin2"] and history[1].runs == ["lin@r1", "lin2@r1"]
+    choice = json.loads((tmp_path / "wd" / "pseudo" / "choice.json").read_text())
+    assert set(choice["runs"]) == {"lin", "lin2"}
