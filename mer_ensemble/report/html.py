@@ -290,10 +290,17 @@ def _pseudo_section(workdir: Path) -> Section:
         agree = ", ".join(f"{t} {v:.2f}" for t, v in (h.get("agree_rate") or {}).items()) or "—"
         prec = ", ".join(f"{t} {p['all']:.3f}" for t, p in (h.get("precision") or {}).items()
                          if p and p.get("all") is not None) or "—"
-        rows.append([h["round"], f"{h.get('cv_score', float('nan')):.4f}", added, agree, prec, len(h.get("runs", []))])
-    table = _table(["round", "CV", "rows added per fold", "agreement", "precision (truth file)", "runs"], rows)
+        verdict = "—"
+        if h.get("gain") is not None:
+            verdict = (f"{h['gain']:+.4f} ± {h.get('gain_se') or 0:.4f} over round {h.get('compared_with')}: "
+                       + ("kept" if h.get("kept") else "not kept"))
+        rows.append([h["round"], f"{h.get('cv_score', float('nan')):.4f}", verdict, added, agree, prec,
+                     len(h.get("runs", []))])
+    table = _table(["round", "CV", "gain ± SE (paired over folds)", "rows added per fold", "agreement",
+                    "precision (truth file)", "runs"], rows)
     note = ('<p class="note">Round 0 is plain training. CV is scored on the original labels only; pseudo-labels '
-            "of fold k come from models that never saw fold k.</p>")
+            "of fold k come from models that never saw fold k. A round is kept when its gain over the last kept "
+            "round exceeds its standard error; blend uses the last kept round.</p>")
     return Section("pseudo-labels", title, note + table + _img(png, "pseudo-label round curves"))
 
 

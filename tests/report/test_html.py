@@ -65,7 +65,8 @@ def _workdir(path: Path, *, blend: bool = True, pseudo: bool = True) -> Path:
     if pseudo:
         history = [{"round": r, "added": {"emotion": {"joy": 3.0 * r}}, "agree_rate": {"emotion": 0.4},
                     "precision": {"emotion": {"joy": 0.9, "all": 0.9}} if r else {}, "cv_score": 0.6 + r / 50,
-                    "cv_per_target": {"emotion": 0.6 + r / 50}, "runs": ["lin", "mlp"], "seconds": 3.0}
+                    "cv_per_target": {"emotion": 0.6 + r / 50}, "runs": ["lin", "mlp"], "seconds": 3.0,
+                    **({"gain": 0.02, "gain_se": 0.004, "compared_with": r - 1, "kept": r == 1} if r else {})}
                    for r in range(3)]
         atomic_write_json(path / "pseudo" / "history.json", history)
     return path
@@ -91,6 +92,7 @@ def test_report_structure_and_self_containment(tmp_path: Path) -> None:
     assert all(href.startswith("#") for href in re.findall(r'href="([^"]*)"', text))
     assert "nested-CV estimate" in text and "greedy" in text and "Pearson correlation" in text
     assert "No blend yet" not in text and "No pseudo-label rounds" not in text
+    assert "+0.0200 ± 0.0040 over round 0: kept" in text and "over round 1: not kept" in text
 
 
 def test_missing_inputs_are_explained_not_fatal(tmp_path: Path) -> None:
