@@ -174,3 +174,23 @@ def test_durations():
     assert parse_duration("20m") == 1200 and parse_duration("1h30m") == 5400 and parse_duration(90) == 90
     with pytest.raises(ConfigError, match="--time-limit: 'soon' is not a duration"):
         parse_duration("soon", "--time-limit")
+
+
+def test_a_finetune_unit_is_costed_from_its_checkpoint_and_the_rows_own_text(tmp_path: Path, tiny_checkpoints: dict):
+    """The scheduler's prior for a fine-tuning run reads a sample of the rows' text (``WorkSize.raw_sample``), so
+    short utterances are not costed as 24 tokens each; it is the family's own estimate for that work."""
+    root = write_generic(tmp_path / "d", text=True)
+    ft = {"name": "finetune", "id": "ft", "features": ["raw:text"], "params": {"checkpoint": "ckpt"}}
+    import shutil
+
+    shutil.copytree(tiny_checkpoints["bert"], tmp_path / "ckpt")
+    exp = Experiment.open(load_config(write_config(tmp_path / "c.yaml", root, models=[ft])), tmp_path / "wd")
+    (plan,) = [JobBuilder(exp).plan(spec) for spec in exp.config.models]
+    (unit,) = make_units([plan], exp, gflops=20.0)
+    texts = tuple(t for t in exp.dataset.raw["text"] if t is not None)
+    family = get_model_class("finetune")
+    params = {**family.defaults, "checkpoint": str(tmp_path / "ckpt")}
+    work = WorkSize(n_fit=40, n_predict=70, dims=[], n_outputs=5, n_modalities=0, gflops=20.0, raw_inputs=("text",),
+                    raw_sample={"text": texts})
+    assert unit.prior == pytest.approx(family.prior_seconds(params, work))
+    assert unit.prior != pytest.approx(family.prior_seconds(params, WorkSize(**{**vars(work), "raw_sample": {}})))
