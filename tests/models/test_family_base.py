@@ -61,7 +61,8 @@ def test_the_shipped_costs_follow_their_work_measures() -> None:
 
 
 class _Echo(MerModel):
-    """Reads raw text only; predicts uniform probabilities; remembers the text it was given."""
+    """Reads raw text only; predicts uniform probabilities; remembers the text it was given (also in
+    ``selected_``, which a job writes into its result)."""
 
     name = "echo_text"
     defaults: dict[str, Any] = {}
@@ -69,7 +70,7 @@ class _Echo(MerModel):
     needs_features = False
 
     def _fit(self, data: Any) -> None:
-        self.texts_ = list(data.X[RAW_TEXT])
+        self.texts_ = self.selected_["texts"] = list(data.X[RAW_TEXT])
 
     def predict_proba(self, X: Any) -> dict[str, np.ndarray]:
         n = len(X[RAW_TEXT])

@@ -14,7 +14,6 @@ from mer_ensemble.config import load_config
 from mer_ensemble.data import RAW_TEXT, Frames
 from mer_ensemble.experiment import Experiment
 from mer_ensemble.io import atomic_save_npz
-from mer_ensemble.models import MerModel
 from mer_ensemble.training.jobs import build_inputs, job_seconds, run_job
 from mer_ensemble.training.plan import JobBuilder
 from tests.conftest import write_config, write_generic
@@ -75,36 +74,14 @@ def test_pseudo_labelled_rows_join_the_training_part_never_the_validation_part(e
     assert not Path(leak.out).exists()
 
 
-class _TextLengths(MerModel):
-    """Reads raw text only; remembers the texts it trained on (in ``selected_``)."""
-
-    name = "text_lengths"
-    defaults: dict = {}
-    raw_inputs = ("text",)
-    needs_features = False
-
-    def _fit(self, data) -> None:  # noqa: ANN001
-        self.selected_["texts"] = list(data.X[RAW_TEXT])
-
-    def predict_proba(self, X) -> dict:  # noqa: ANN001
-        n = len(X[RAW_TEXT])
-        return {t: np.full((n, c), 1.0 / c) for t, c in self.targets.items()}
-
-    def save(self, path: str) -> None:  # pragma: no cover - not used
-        raise NotImplementedError
-
-    @classmethod
-    def load(cls, path: str) -> MerModel:  # pragma: no cover - not used
-        raise NotImplementedError
-
-
 def test_pseudo_labelled_rows_bring_their_raw_inputs(exp: Experiment, tmp_path: Path, monkeypatch):
     """A family on raw text trains on the pseudo-labelled pool rows' text too (fine-tuning learns from them)."""
     from mer_ensemble.config import ModelSpec
     from mer_ensemble.models import _registry
+    from tests.models.test_family_base import _Echo
 
-    monkeypatch.setitem(_registry._MODELS, "text_lengths", _TextLengths)
-    spec = ModelSpec(name="text_lengths", id="txt", features=["raw:text"])
+    monkeypatch.setitem(_registry._MODELS, "echo_text", _Echo)
+    spec = ModelSpec(name="echo_text", id="txt", features=["raw:text"])
     plan = JobBuilder(exp).plan(spec)
     train, _ = exp.folds.split(0)
     pool = exp.dataset.pool_rows[:4]
