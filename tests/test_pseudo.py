@@ -72,7 +72,18 @@ def test_pseudo_file_masks_targets_separately(tmp_path: Path):
     assert info["added"]["emotion"]["anger"] == 3
 
 
-class Memorizer(MerModel):
+class _InMemory(MerModel):
+    """A test family that is never saved (its jobs run with keep_models off)."""
+
+    def save(self, path):  # pragma: no cover
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path):  # pragma: no cover
+        raise NotImplementedError
+
+
+class Memorizer(_InMemory):
     """Nearest neighbour: confidence 1 for an exact training row, 0.5 otherwise."""
 
     name = "memorizer"
@@ -95,13 +106,6 @@ class Memorizer(MerModel):
             p[exact] = np.where(np.arange(c)[None] == label[exact, None], 1.0, 0.0)
             out[t] = p
         return out
-
-    def save(self, path):  # pragma: no cover
-        raise NotImplementedError
-
-    @classmethod
-    def load(cls, path):  # pragma: no cover
-        raise NotImplementedError
 
 
 def _planted(tmp_path: Path) -> Path:
@@ -186,7 +190,7 @@ def test_paired_gain_and_the_keeping_rule():
     assert not _keeps(*paired_gain([0.4, 0.6, 0.4, 0.6], [0.5] * 4)), "noise around zero"
 
 
-class PseudoOracle(MerModel):
+class PseudoOracle(_InMemory):
     """A planted learner: its feature is the label itself, which it reads only when its training rows
     include pseudo-labelled ones (and, with ``helped_folds``, only in those folds); otherwise it predicts
     the majority class. So a round's CV gain is known in advance."""
@@ -207,13 +211,6 @@ class PseudoOracle(MerModel):
             label = np.clip(np.rint(x), 0, c - 1).astype(int) if self.oracle_ else np.full(len(x), self.majority_[t])
             out[t] = np.eye(c)[label]
         return out
-
-    def save(self, path):  # pragma: no cover
-        raise NotImplementedError
-
-    @classmethod
-    def load(cls, path):  # pragma: no cover
-        raise NotImplementedError
 
 
 def _cli(*args):

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from mer_ensemble.models.nets.layers import CrossAttentionBlock, TargetHeads, TaskInteraction, masked_mean
+from mer_ensemble.models.nets.layers import CrossAttentionBlock, masked_mean, target_heads
 
 __all__ = ["FUSIONS", "POOLINGS", "EncoderBranch", "FinetuneNet"]
 
@@ -103,10 +103,8 @@ class FinetuneNet(nn.Module):
             self.audio_to_text = CrossAttentionBlock(width, num_heads, dropout)
             self.text_to_audio = CrossAttentionBlock(width, num_heads, dropout)
             self.joint = nn.Sequential(nn.Linear(2 * width, width), nn.GELU(), nn.Dropout(dropout))
-        if task_interaction:
-            self.heads: nn.Module = TaskInteraction(width, targets, interaction_heads, dropout)
-        else:
-            self.heads = TargetHeads(width, targets)
+        self.heads = target_heads(width, targets, task_interaction=task_interaction,
+                                  interaction_heads=interaction_heads, dropout=dropout)
 
     def encoder_parameters(self, modality: str) -> Iterator[tuple[str, nn.Parameter]]:
         """Named parameters of one pretrained encoder."""

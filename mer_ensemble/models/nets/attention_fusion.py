@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from mer_ensemble.models._inputs import lengths_key
-from mer_ensemble.models.nets.layers import LSTMEncoder, TargetHeads, TaskInteraction, TransformerSeqEncoder, UttEncoder
+from mer_ensemble.models.nets.layers import LSTMEncoder, TransformerSeqEncoder, UttEncoder, target_heads
 from mer_ensemble.models.nets.seed_methods import FusionHooks, TrainingOptions
 
 __all__ = ["AttentionFusionNet"]
@@ -50,10 +50,8 @@ class AttentionFusionNet(FusionHooks):
         n = len(modalities)
         self.attention = UttEncoder(n * hidden, hidden, dropout)
         self.modality_weights = nn.Linear(hidden, n)
-        if task_interaction:
-            self.heads = TaskInteraction(hidden, targets, interaction_heads, dropout)
-        else:
-            self.heads = TargetHeads(hidden, targets)
+        self.heads = target_heads(hidden, targets, task_interaction=task_interaction,
+                                  interaction_heads=interaction_heads, dropout=dropout)
         self._build_aux_heads(hidden, targets)
 
     @staticmethod

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from mer_ensemble.models._inputs import lengths_key
-from mer_ensemble.models.nets.layers import CrossAttentionBlock, TargetHeads, TaskInteraction, masked_mean, trim_padding
+from mer_ensemble.models.nets.layers import CrossAttentionBlock, masked_mean, target_heads, trim_padding
 from mer_ensemble.models.nets.seed_methods import FusionHooks, TrainingOptions
 
 __all__ = ["AudioTextFusionNet"]
@@ -52,10 +52,8 @@ class AudioTextFusionNet(FusionHooks):
         self.joint = nn.Sequential(
             nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU()
         )
-        if task_interaction:
-            self.heads = TaskInteraction(hidden, targets, interaction_heads, dropout)
-        else:
-            self.heads = TargetHeads(hidden, targets)
+        self.heads = target_heads(hidden, targets, task_interaction=task_interaction,
+                                  interaction_heads=interaction_heads, dropout=dropout)
         self._build_aux_heads(hidden, targets)
 
     def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -25,6 +25,7 @@ __all__ = [
     "masked_mean",
     "padding_mask",
     "sinusoidal_positions",
+    "target_heads",
     "trim_padding",
 ]
 
@@ -203,3 +204,12 @@ class TaskInteraction(nn.Module):
             gate = torch.sigmoid(self.gates[k](torch.cat([reps[k], read], dim=1)))
             out[name] = self.linears[k](self.norms[k](reps[k] + gate * read))
         return out
+
+
+def target_heads(hidden: int, targets: Sequence[tuple[str, int]], *, task_interaction: bool = False,
+                 interaction_heads: int = 4, dropout: float = 0.0) -> nn.Module:
+    """The output heads of a network with ``hidden`` features: one linear head per target
+    (:class:`TargetHeads`), or targets that attend to each other (:class:`TaskInteraction`)."""
+    if task_interaction:
+        return TaskInteraction(hidden, targets, interaction_heads, dropout)
+    return TargetHeads(hidden, targets)
