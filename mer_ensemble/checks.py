@@ -32,7 +32,7 @@ def check_experiment(exp: Experiment) -> list[str]:
     lacking = []
     for spec in specs:
         raw = builder.resolve_inputs(spec).raw
-        builder.check_raw_rows(spec.run_id, spec.name, raw)
+        builder.check_raw_rows(spec.run_id, spec.name, raw, spec.params)
         for kind in raw:
             missing = describe_missing(kind, exp.dataset.raw[kind], exp.dataset.names)
             if missing:

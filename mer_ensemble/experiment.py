@@ -132,7 +132,7 @@ class Experiment:
         ds = dataset if dataset is not None else load_dataset(data_settings(config), workdir, use_cache=use_cache)
         folds = load_or_make_folds(ds, workdir, config.cv.folds, config.cv.fold_seed)
         config, notes = _drop_unhelpful_group_runs(config, ds)
-        config, raw_notes = _drop_runs_without_raw_inputs(config, ds)
+        config, raw_notes = _fit_portfolio_to_raw_inputs(config, ds)
         return cls(config, workdir, ds, folds, [*ds.notes, *notes, *raw_notes])
 
     @property
@@ -145,21 +145,35 @@ class Experiment:
         return self.config.stem
 
 
-def _drop_runs_without_raw_inputs(config: Config, ds: Dataset) -> tuple[Config, list[str]]:
-    """Drop the portfolio's runs on raw inputs the data does not have (``portfolio.finetune`` names an
-    audio checkpoint but there is no ``data.audio_dir``): the portfolio adds what the data can feed."""
-    from mer_ensemble.data.raw import raw_kind
+def _fit_portfolio_to_raw_inputs(config: Config, ds: Dataset) -> tuple[Config, list[str]]:
+    """Fit the portfolio's raw-input runs to the data: drop those on a raw input the data does not
+    have (``portfolio.finetune`` names an audio checkpoint but there is no ``data.audio_dir``) or that
+    some rows lack for audio; where some rows lack text, the run reads them as empty text
+    (``missing_text: empty``) rather than refusing the data. Runs a config names stay as written."""
+    from mer_ensemble.data.raw import missing_rows, raw_kind
+    from mer_ensemble.models import get_model_class
 
-    def lacking(spec) -> list[str]:  # noqa: ANN001 - ModelSpec
-        kinds = [raw_kind(f) for f in spec.features or []]
-        return [k for k in kinds if k is not None and k not in ds.raw] if spec.origin == "auto" else []
-
-    dropped = [(s.run_id, lacking(s)) for s in config.models if lacking(s)]
-    if not dropped:
-        return config, []
-    kept = [s for s in config.models if not lacking(s)]
-    why = ", ".join(f"{run} (no raw {'/'.join(kinds)} in the data)" for run, kinds in dropped)
-    return config.model_copy(update={"models": kept}), [f"portfolio: left out {why}"]
+    models, notes, dropped = [], [], []
+    for spec in config.models:
+        kinds = [k for k in (raw_kind(f) for f in spec.features or []) if k is not None]
+        if spec.origin != "auto" or not kinds:
+            models.append(spec)
+            continue
+        absent = [k for k in kinds if k not in ds.raw]
+        lacking = {k: int(missing_rows(ds.raw[k]).sum()) for k in kinds if k in ds.raw}
+        if absent:
+            dropped.append(f"{spec.run_id} (no raw {'/'.join(absent)} in the data)")
+        elif lacking.get("audio"):
+            dropped.append(f"{spec.run_id} ({lacking['audio']} of {ds.n_rows} rows have no audio file)")
+        elif lacking.get("text") and "missing_text" in get_model_class(spec.name).defaults:
+            models.append(spec.model_copy(update={"params": {**spec.params, "missing_text": "empty"}}))
+            notes.append(f"portfolio: {spec.run_id} reads the {lacking['text']} of {ds.n_rows} rows without "
+                         "text as empty text")
+        else:
+            models.append(spec)
+    if dropped:
+        notes.insert(0, f"portfolio: left out {', '.join(dropped)}")
+    return (config.model_copy(update={"models": models}) if dropped or notes else config), notes
 
 
 def _drop_unhelpful_group_runs(config: Config, ds: Dataset) -> tuple[Config, list[str]]:

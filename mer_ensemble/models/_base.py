@@ -143,6 +143,13 @@ class MerModel(ABC):
     #: :meth:`save`); may be an instance property (e.g. from a ``keep_weights`` parameter)
     keeps_model: ClassVar[bool] = False
 
+    @classmethod
+    def required_raw(cls, params: Mapping[str, Any], raw: Sequence[str]) -> tuple[str, ...]:
+        """Of the raw inputs ``raw`` a run with ``params`` reads, those every row must carry (what
+        ``check`` and ``train-all`` verify before any job starts): all of them when
+        :attr:`raw_required`, none otherwise; a family may relax it by its parameters."""
+        return tuple(raw) if cls.raw_required else ()
+
     def __init__(
         self,
         *,

@@ -87,6 +87,12 @@ class FinetuneModel(MerModel):
 
     # -- parameters -----------------------------------------------------------------------------
 
+    @classmethod
+    def required_raw(cls, params: Mapping[str, Any], raw: Sequence[str]) -> tuple[str, ...]:
+        """Every row needs each raw input, except text with ``missing_text: empty``."""
+        relaxed = {"text"} if {**cls.defaults, **params}.get("missing_text") == "empty" else set()
+        return tuple(k for k in raw if k not in relaxed)
+
     def _check_params(self) -> None:
         p, name = self.params, self.name
         check_choice(name, "modality", p["modality"], tuple(MODALITIES))
@@ -97,6 +103,7 @@ class FinetuneModel(MerModel):
         for key in ("task_interaction", "freeze_embeddings", "refit", "keep_weights"):
             check_choice(name, key, p[key], (False, True))
         check_choice(name, "class_weight", p["class_weight"], CLASS_WEIGHTS)
+        check_choice(name, "missing_text", p["missing_text"], ("error", "empty"))
         for key in ("hidden", "num_heads", "interaction_heads", "lora_r", "batch_size", "epochs", "max_tokens"):
             check_number(name, key, p[key], low=1, integer=True)
         check_number(name, "patience", p["patience"], low=1, integer=True, allow_none=True)
@@ -261,7 +268,10 @@ class FinetuneModel(MerModel):
                 out.append(None)
                 continue
             values = np.asarray(X[raw_key(key)], dtype=object)
-            missing_rows(values, what, self.name)
+            if key == "text" and self.params["missing_text"] == "empty":  # a row without text reads as ""
+                values = np.array([v if isinstance(v, str) else "" for v in values], dtype=object)
+            else:
+                missing_rows(values, what, self.name)
             out.append([str(v) for v in values])
         return out[0], out[1]
 
@@ -440,6 +450,7 @@ FinetuneModel.defaults = {
     "max_tokens": 128,
     "max_seconds": 20.0,
     "keep_weights": False,
+    "missing_text": "error",
 }
 
 register_model("finetune")(FinetuneModel)

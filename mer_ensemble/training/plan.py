@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,17 +252,15 @@ class JobBuilder:
                                   f"{RAW_SOURCES[kind]}")
         return declared
 
-    def check_raw_rows(self, run_id: str, name: str, raw: Sequence[str]) -> None:
-        """For a family that needs each raw input on every row (``raw_required``): a one-line
+    def check_raw_rows(self, run_id: str, name: str, raw: Sequence[str], params: Mapping[str, Any]) -> None:
+        """For the raw inputs a run needs on every row (its family's ``required_raw``): a one-line
         :class:`ConfigError` naming the rows (training, test and pool) that lack one or whose audio
         file cannot be read. Audio headers are read once per set of files."""
         from mer_ensemble.data.raw import describe_missing
         from mer_ensemble.models import get_model_class
 
-        if not getattr(get_model_class(name), "raw_required", False):
-            return
         ds = self.exp.dataset
-        for kind in raw:
+        for kind in get_model_class(name).required_raw(params, raw):
             problem = describe_missing(kind, ds.raw[kind], ds.names)
             if problem is None and kind == "audio":
                 problem = _unreadable_audio(ds.raw_digests.get(kind, ""), ds.raw[kind], ds.names)

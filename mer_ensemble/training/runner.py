@@ -67,7 +67,7 @@ def train_all(
     plans = [builder.plan(spec, round_=round_, pseudo_file=pseudo_file, key_suffix=key_suffix)
              for spec in select_specs(cfg, run_ids)]
     for plan in plans:  # before any job starts: a run that would fail on a row fails here, nothing written
-        builder.check_raw_rows(plan.spec.run_id, plan.spec.name, plan.raw)
+        builder.check_raw_rows(plan.spec.run_id, plan.spec.name, plan.raw, plan.spec.params)
     start = time.monotonic() if started is None else started
     if cfg.train.backend == "dask":
         if time_limit:

@@ -179,3 +179,34 @@ def test_unreadable_audio_is_named_by_check_and_train_all(tmp_path: Path, tiny_c
                                f"predicts; raw audio: 1 of 28 files cannot be read (first: {names[3]}: "
                                f"{audio.resolve() / names[3]}.wav:", summary=command == "check")
         assert _nothing_stored(tmp_path / "wd")
+
+
+def test_the_portfolio_reads_rows_without_text_as_empty_and_leaves_out_audio_some_rows_lack(
+        text_data: Path, tmp_path: Path, tiny_checkpoints: dict):
+    """A configured run refuses rows without its raw input (above); the portfolio's runs adapt instead:
+    ft-text reads a row without text as empty text, ft-audio is left out when a row has no audio file."""
+    import soundfile as sf
+
+    labels = pd.read_csv(text_data / "labels.csv")
+    labels.loc[[3, 45], "text"] = ""  # a training row and a test row
+    labels.to_csv(text_data / "labels.csv", index=False)
+    audio = text_data / "wav"
+    audio.mkdir()
+    for name in labels["name"][1:]:  # the first row has no audio file
+        sf.write(audio / f"{name}.wav", np.zeros(1600, dtype=np.float32), 16000)
+    finetune = {"text": str(tiny_checkpoints["bert"]), "audio": str(tiny_checkpoints["hubert"])}
+    config = write_config(tmp_path / "c.yaml", text_data, models="auto", **{
+        "data.audio_dir": "wav", "cv.folds": 2, "portfolio.families": ["linear", "finetune"],
+        "portfolio.finetune": finetune})
+    wd = tmp_path / "wd"
+    checked = invoke("check", "-c", config, "--workdir", wd)
+    assert checked.exit_code == 0, checked.output
+    assert "ft-text reads the 2 of 60 rows without text as empty text" in checked.output
+    assert "left out ft-audio (1 of 60 rows have no audio file), ft-joint (1 of 60 rows have no audio file)" \
+        in checked.output
+    result = invoke("train-all", "-c", config, "--workdir", wd, "--models", "ft-text")
+    assert result.exit_code == 0, result.output
+    record = json.loads((wd / "store" / "ft-text.json").read_text())
+    assert record["params"]["missing_text"] == "empty"
+    with np.load(wd / "store" / "ft-text.npz") as arrays:
+        assert all(np.isfinite(arrays[k]).all() for k in arrays.files if arrays[k].dtype.kind == "f")
