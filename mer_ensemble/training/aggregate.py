@@ -124,7 +124,7 @@ def _manifest(plan: RunPlan, ds: Dataset, folds: Folds, cfg: Config, oof: dict[s
         "params": plan.spec.params,
         "features": plan.features,
         "raw_inputs": {kind: ds.raw_digests[kind] for kind in plan.raw},
-        "modalities": sorted({ds.features[f].modality for f in plan.features}),
+        "modalities": sorted({ds.features[f].modality for f in plan.features} | set(plan.raw)),  # raw text: text
         "targets": plan.targets,
         "classes": {t: list(task.target(t).classes) for t in plan.targets},
         "task": task.name,

@@ -208,5 +208,6 @@ def test_the_portfolio_reads_rows_without_text_as_empty_and_leaves_out_audio_som
     assert result.exit_code == 0, result.output
     record = json.loads((wd / "store" / "ft-text.json").read_text())
     assert record["params"]["missing_text"] == "empty"
+    assert record["modalities"] == ["text"], "a run on raw text reads the text modality (the report's column)"
     with np.load(wd / "store" / "ft-text.npz") as arrays:
         assert all(np.isfinite(arrays[k]).all() for k in arrays.files if arrays[k].dtype.kind == "f")
