@@ -42,8 +42,13 @@ class ProcessExecutor:
     """Runs jobs in ``workers`` worker processes (loky); :meth:`kill` stops them at once."""
 
     def __init__(self, workers: int) -> None:
+        import warnings
+
         from joblib.externals.loky import get_reusable_executor
 
+        # workers idle for 60 s exit; when the reused pool gets jobs as one exits, loky starts another and
+        # warns that "a worker stopped while some jobs were given to the executor": nothing is lost
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given", category=UserWarning)
         self._pool = get_reusable_executor(max_workers=workers, timeout=60)
         self._futures: dict[Any, JobSpec] = {}
 
