@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,14 +48,6 @@ __all__ = ["FinetuneModel"]
 
 MODALITIES = {"text": ("text",), "audio": ("audio",), "joint": ("text", "audio")}
 SAVE_FORMAT = "mer-ensemble/finetune-model"
-#: rows' typical length for the cost prior when no rows are seen: tokens of an utterance, encoder frames of a
-#: clip (6 s at 50 frames a second; a Whisper encoder always reads its 30 s window)
-PRIOR_TOKENS, PRIOR_FRAMES, WHISPER_FRAMES = 24, 300, 1500
-#: encoder frames per second of wav2vec2-style encoders (20 ms hop)
-FRAMES_PER_SECOND = 50
-#: FLOP rate of fine-tuning relative to the machine's single-thread matmul rate (0.68 measured: MiniLM, one MELD
-#: fold on one thread, 14 tokens per row)
-PRIOR_EFFICIENCY = 0.7
 #: the encoder assumed by estimates made without a checkpoint: base size (BERT-base: 110M weights, 23M of them
 #: token embeddings)
 ASSUMED_WEIGHTS, ASSUMED_EMBEDDING = 110_000_000, 23_000_000
@@ -223,11 +214,13 @@ class FinetuneModel(MerModel):
     def prior_seconds(cls, params: Mapping[str, Any], work: Any) -> float:
         """Seconds of one fold job before any was measured: 6 FLOPs per weight and token (4 with
         LoRA: no weight gradients in the encoder) per training row and epoch, 2 per predicted row,
-        at :data:`PRIOR_EFFICIENCY` of ``work.gflops``; tokens (frames) per row measured on
-        ``work.raw_sample`` (:meth:`_typical_lengths`; :data:`PRIOR_TOKENS` / :data:`PRIOR_FRAMES`
-        without one, :data:`WHISPER_FRAMES` for a Whisper encoder). ``work`` has ``n_fit``,
+        at :data:`~mer_ensemble.finetune.cost.PRIOR_EFFICIENCY` of ``work.gflops``; tokens (frames) per row measured on
+        ``work.raw_sample`` (:meth:`_typical_lengths`; fixed lengths without one, a Whisper encoder's
+        30 s window, :mod:`mer_ensemble.finetune.cost`). ``work`` has ``n_fit``,
         ``n_predict``, ``gflops``, ``on_cuda`` and optionally ``raw_sample``. On the shipped MELD
         config it came within 3% of the measured fold jobs (it was 1.7x pessimistic at 24 tokens)."""
+        from mer_ensemble.finetune.cost import fold_seconds
+
         p = {**cls.defaults, **params}
         sizes = cls._sizes(p)
         lengths = cls._typical_lengths(p, getattr(work, "raw_sample", None) or {})
@@ -235,27 +228,17 @@ class FinetuneModel(MerModel):
         lora = p["lora"] if p["lora"] != "auto" else total > p["lora_above"]
         epochs = min(int(p["epochs"]), (int(p["patience"]) + 2) if p["patience"] else int(p["epochs"]))
         train_rows = float(work.n_fit) * epochs * (1.8 if p["refit"] else 1.0)
-        flops = 0.0
-        for modality, weights, embedding, model_type in sizes:
-            length = WHISPER_FRAMES if model_type == "whisper" else lengths[modality]
-            flops += (weights - embedding) * length * ((4.0 if lora else 6.0) * train_rows
-                                                       + 2.0 * float(work.n_predict))
-        rate = max(float(work.gflops), 1.0) * 1e9 * (20.0 if getattr(work, "on_cuda", False) else 1.0)
-        return 5.0 + flops / (rate * PRIOR_EFFICIENCY)
+        return fold_seconds(sizes, lengths, lora=lora, train_rows=train_rows, work=work)
 
     @classmethod
     def _typical_lengths(cls, p: Mapping[str, Any], sample: Mapping[str, Sequence[Any]]) -> dict[str, float]:
         """Mean tokens per text (the checkpoint's tokenizer on the sampled texts, cut at
         ``max_tokens``) and encoder frames per clip (the sampled files' headers, cut at
-        ``max_seconds``); :data:`PRIOR_TOKENS` / :data:`PRIOR_FRAMES` where no rows are given or
-        they cannot be measured."""
-        out = {"text": float(PRIOR_TOKENS), "audio": float(PRIOR_FRAMES)}
+        ``max_seconds``); fixed typical lengths where no rows are given or they cannot be measured."""
+        from mer_ensemble.finetune.cost import typical_lengths
+
         specs = cls._checkpoint_specs(p) if p["checkpoint"] is not None else {}
-        if sample.get("text") and "text" in specs:
-            out["text"] = _mean_tokens(specs["text"], int(p["max_tokens"]), tuple(map(str, sample["text"])))
-        if sample.get("audio") and "audio" in specs:
-            out["audio"] = FRAMES_PER_SECOND * _mean_seconds(float(p["max_seconds"]), tuple(map(str, sample["audio"])))
-        return out
+        return typical_lengths(specs, sample, max_tokens=int(p["max_tokens"]), max_seconds=float(p["max_seconds"]))
 
     # -- fit / predict --------------------------------------------------------------------------
 
@@ -386,36 +369,6 @@ class FinetuneModel(MerModel):
         model.module_ = model.engine_.build()
         model.engine_.load_state(state, str(path))
         return model
-
-
-@lru_cache(maxsize=16)
-def _mean_tokens(checkpoint: str, max_tokens: int, texts: tuple[str, ...]) -> float:
-    """Mean token count of ``texts`` with the checkpoint's tokenizer (cut at ``max_tokens``);
-    :data:`PRIOR_TOKENS` when the tokenizer cannot be loaded."""
-    try:
-        from mer_ensemble.extract._checkpoint import load_preprocessor
-        from mer_ensemble.finetune.checkpoint import resolve_checkpoint
-
-        tokenizer = load_preprocessor(resolve_checkpoint(checkpoint, "text").folder, "text", trust_remote_code=False)
-        ids = tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"]
-    except Exception:  # noqa: BLE001 - only an estimate: the fit itself reports what is wrong
-        return float(PRIOR_TOKENS)
-    return float(np.mean([len(row) for row in ids])) if ids else float(PRIOR_TOKENS)
-
-
-@lru_cache(maxsize=16)
-def _mean_seconds(max_seconds: float, paths: tuple[str, ...]) -> float:
-    """Mean duration of the audio files ``paths`` (from their headers, cut at ``max_seconds``)."""
-    import soundfile as sf
-
-    seconds = []
-    for path in paths:
-        try:
-            info = sf.info(path)
-        except Exception:  # noqa: BLE001 - an unreadable file is reported by check and the fit
-            continue
-        seconds.append(min(info.frames / max(info.samplerate, 1), max_seconds))
-    return float(np.mean(seconds)) if seconds else PRIOR_FRAMES / FRAMES_PER_SECOND
 
 
 FinetuneModel.defaults = {
