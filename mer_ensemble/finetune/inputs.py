@@ -25,17 +25,19 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
-__all__ = ["AudioInputs", "TextInputs", "bucketed_batches", "missing_rows"]
+__all__ = ["AudioInputs", "TextInputs", "bucketed_batches", "require_every_row"]
 
 #: batches of one bucket are formed among this many batches' worth of rows sorted by length
 BUCKET_BATCHES = 50
 
 
-def missing_rows(values: np.ndarray, what: str, model: str) -> None:
-    """:class:`DataError` naming how many rows (and the first few) have no ``what`` (None or blank)."""
-    bad = [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and math.isnan(v))
-           or not str(v).strip()]
-    if bad:
+def require_every_row(values: np.ndarray, what: str, model: str) -> None:
+    """:class:`DataError` naming how many rows (and the first few) have no ``what`` (None, NaN or blank:
+    :func:`mer_ensemble.data.raw.missing_rows` of the values as the data layer reads them)."""
+    from mer_ensemble.data.raw import missing_rows, text_values
+
+    bad = np.flatnonzero(missing_rows(text_values(values)))
+    if len(bad):
         first = ", ".join(str(i) for i in bad[:5])
         raise DataError(f"model {model!r}: {len(bad)} of {len(values)} row(s) have no {what} "
                         f"(rows {first}{', ...' if len(bad) > 5 else ''}); every row needs one")

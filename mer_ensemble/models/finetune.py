@@ -243,7 +243,7 @@ class FinetuneModel(MerModel):
     # -- fit / predict --------------------------------------------------------------------------
 
     def _raw(self, X: Inputs) -> tuple[list[str] | None, list[str] | None]:
-        from mer_ensemble.finetune.inputs import missing_rows
+        from mer_ensemble.finetune.inputs import require_every_row
 
         out = []
         for key, what in (("text", "text"), ("audio", "audio file")):
@@ -254,7 +254,7 @@ class FinetuneModel(MerModel):
             if key == "text" and self.params["missing_text"] == "empty":  # a row without text reads as ""
                 values = np.array([v if isinstance(v, str) else "" for v in values], dtype=object)
             else:
-                missing_rows(values, what, self.name)
+                require_every_row(values, what, self.name)
             out.append([str(v) for v in values])
         return out[0], out[1]
 
