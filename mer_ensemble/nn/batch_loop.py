@@ -12,14 +12,12 @@ on a large frozen encoder the snapshot stays small.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mer_ensemble.errors import ModelError
-from mer_ensemble.nn.trainer import EpochLog, FitResult, _autocast, _grad_scaler
+from mer_ensemble.nn.trainer import EpochLog, FitResult, _autocast, _grad_scaler, run_epochs
 
 if TYPE_CHECKING:
     import torch
@@ -83,11 +81,8 @@ class BatchLoop:
 
         device = next(module.parameters()).device
         scaler = _grad_scaler() if self.dtype == torch.float16 else None
-        best_score, best_epoch, best_state, waited = -math.inf, 0, None, 0
-        history: list[EpochLog] = []
-        stopped = False
-        for epoch in range(1, int(self.epochs) + 1):
-            start = time.perf_counter()
+
+        def train_epoch(epoch: int) -> float:
             module.train()
             total, rows = torch.zeros((), device=device), 0
             for inputs, labels in batches(epoch):
@@ -95,27 +90,17 @@ class BatchLoop:
                 n = len(next(iter(labels.values())))
                 total += loss.detach().float() * n
                 rows += n
-            score = None
-            if evaluate is not None:
-                module.eval()
-                score = float(evaluate())
-                if score > best_score:
-                    best_score, best_epoch, waited = score, epoch, 0
-                    best_state = trainable_state(module)
-                else:
-                    waited += 1
-            history.append(EpochLog(epoch, float(total) / max(rows, 1), score, time.perf_counter() - start))
-            if self.callback is not None:
-                self.callback(history[-1])
-            if evaluate is not None and self.patience is not None and waited >= int(self.patience):
-                stopped = epoch < int(self.epochs)
-                break
-        if best_state is not None:
-            module.load_state_dict(best_state, strict=False)
-        else:
-            best_epoch = len(history)
+            return float(total) / max(rows, 1)
+
+        def score() -> float:
+            module.eval()
+            return float(evaluate())
+
+        result = run_epochs(int(self.epochs), None if self.patience is None else int(self.patience), train_epoch,
+                            None if evaluate is None else score, snapshot=lambda: trainable_state(module),
+                            restore=lambda state: module.load_state_dict(state, strict=False), callback=self.callback)
         module.eval()
-        return FitResult(best_epoch, None if best_state is None else best_score, len(history), stopped, history)
+        return result
 
     def _step(self, module: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, device: torch.device,
               inputs: dict[str, Tensor], labels: dict[str, Tensor],

@@ -43,6 +43,7 @@ __all__ = [
     "masked_cross_entropy",
     "predict_logits",
     "predict_proba",
+    "run_epochs",
     "seeded",
     "supervised_loss",
     "to_tensors",
@@ -189,6 +190,47 @@ class FitResult:
     history: list[EpochLog] = field(default_factory=list)
 
 
+def run_epochs(
+    epochs: int,
+    patience: int | None,
+    train_epoch: Callable[[int], float],
+    evaluate: Callable[[], float] | None,
+    snapshot: Callable[[], Any],
+    restore: Callable[[Any], None],
+    callback: Callable[[EpochLog], None] | None = None,
+) -> FitResult:
+    """The epoch loop with early stopping that both training loops share: ``train_epoch(epoch)``
+    (1-based) trains one epoch and gives its mean loss; ``evaluate()`` scores the weights after it
+    (higher is better; None: no validation, the last epoch's weights stay); ``snapshot()`` copies the
+    weights of a new best epoch (first best on ties) and ``restore(state)`` puts the best back at the
+    end; ``patience`` epochs without improvement stop the loop (None: all ``epochs`` run)."""
+    best_score, best_epoch, best_state, waited = -math.inf, 0, None, 0
+    history: list[EpochLog] = []
+    stopped = False
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        loss = train_epoch(epoch)
+        score = None
+        if evaluate is not None:
+            score = float(evaluate())
+            if score > best_score:
+                best_score, best_epoch, waited = score, epoch, 0
+                best_state = snapshot()
+            else:
+                waited += 1
+        history.append(EpochLog(epoch, loss, score, time.perf_counter() - start))
+        if callback is not None:
+            callback(history[-1])
+        if evaluate is not None and patience is not None and waited >= patience:
+            stopped = epoch < epochs
+            break
+    if best_state is not None:
+        restore(best_state)
+    else:
+        best_epoch = len(history)
+    return FitResult(best_epoch, None if best_state is None else best_score, len(history), stopped, history)
+
+
 @dataclass
 class _Run:
     """The state one fit carries from step to step."""
@@ -303,32 +345,11 @@ class Trainer:
         score_fn: ScoreFn,
         unlabeled: dict[str, Tensor] | None,
     ) -> FitResult:
-        best_score, best_epoch, best_state, waited = -math.inf, 0, None, 0
-        history: list[EpochLog] = []
-        stopped = False
-        for epoch in range(1, self.max_epochs + 1):
-            start = time.perf_counter()
-            loss = self.train_epoch(run, train_x, train_y, unlabeled)
-            score = None
-            if val_x is not None:
-                score = float(score_fn(val_y, self.evaluate(run.module, val_x)))
-                if score > best_score:
-                    best_score, best_epoch, waited = score, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in run.module.state_dict().items()}
-                else:
-                    waited += 1
-            history.append(EpochLog(epoch, loss, score, time.perf_counter() - start))
-            if self.callback is not None:
-                self.callback(history[-1])
-            if val_x is not None and self.patience is not None and waited >= self.patience:
-                stopped = True
-                break
-        if best_state is not None:
-            run.module.load_state_dict(best_state)
-        else:
-            best_epoch = len(history)
-        final = None if best_state is None else best_score
-        return FitResult(best_epoch, final, len(history), stopped, history)
+        evaluate = None if val_x is None else (lambda: score_fn(val_y, self.evaluate(run.module, val_x)))
+        return run_epochs(
+            self.max_epochs, self.patience, lambda epoch: self.train_epoch(run, train_x, train_y, unlabeled), evaluate,
+            snapshot=lambda: {k: v.detach().clone() for k, v in run.module.state_dict().items()},
+            restore=run.module.load_state_dict, callback=self.callback)
 
     def train_epoch(
         self,
